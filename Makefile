@@ -1,0 +1,51 @@
+# Two commands matter: `make dev` (the chat on localhost) and `make test` (every test).
+# Everything else is a building block. Targets skip work that is already done: the venv
+# is rebuilt only when pyproject.toml changes, node_modules only when package.json does.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: dev test lint synth deploy destroy bootstrap bench clean
+
+$(VENV)/.stamp-install: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.stamp-install: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.stamp-install node_modules/.stamp-install
+
+dev: $(VENV)/.stamp-install
+	$(PY) -m local_gateway --port $(PORT)
+
+test: $(VENV)/.stamp-install node_modules/.stamp-install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.stamp-install
+	$(VENV)/bin/ruff check .
+
+synth: $(VENV)/.stamp-install node_modules/.stamp-install
+	npx cdk synth --quiet
+
+deploy: $(VENV)/.stamp-install node_modules/.stamp-install
+	npx cdk deploy
+
+bootstrap: $(VENV)/.stamp-install node_modules/.stamp-install
+	npx cdk bootstrap
+
+destroy: $(VENV)/.stamp-install node_modules/.stamp-install
+	npx cdk destroy
+
+bench: $(VENV)/.stamp-install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache .hypothesis

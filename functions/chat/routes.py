@@ -1,0 +1,93 @@
+"""The WebSocket routes, declared once.
+
+Both hosts read this table: the CDK app creates one Lambda function per route with
+exactly the grants listed here, and the local gateway dispatches frames to the same
+handlers with the same environment. Add a route here and it exists in both places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from chat.tables import CONNECTIONS, MESSAGES, TableSpec
+
+Access = Literal["none", "read", "read_write"]
+
+# Environment variable holding the stage's callback URL (``https://…/<stage>``), the
+# endpoint of the API Gateway Management API. The CDK app sets it from the stage; the
+# local gateway sets its own ``http://127.0.0.1:<port>/local``.
+CALLBACK_URL_ENV = "CALLBACK_URL"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API Gateway route key and the Lambda handler behind it."""
+
+    key: str
+    handler: str  # "module.function" inside the functions/ asset
+    connections: Access  # what the handler does with the Connections table
+    messages: Access  # ... and with the Messages table
+    posts: bool  # calls @connections (needs execute-api:ManageConnections)
+    description: str = ""
+
+    @property
+    def function_name(self) -> str:
+        """A readable identifier: ``$connect`` -> ``Connect``, ``new_message`` -> ``NewMessage``."""
+        return "".join(part.capitalize() for part in self.key.lstrip("$").split("_"))
+
+    def tables(self) -> dict[TableSpec, Access]:
+        return {
+            spec: access
+            for spec, access in ((CONNECTIONS, self.connections), (MESSAGES, self.messages))
+            if access != "none"
+        }
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("$connect", "chat.handlers.connect", "read_write", "none", True,
+          "Validate username/room, record the connection, announce the join"),
+    Route("$disconnect", "chat.handlers.disconnect", "read_write", "none", True,
+          "Forget the connection, announce the leave"),
+    Route("$default", "chat.handlers.default", "none", "none", True,
+          "Answer frames with bad JSON or an unknown action"),
+    # read_write on Connections: the per-connection rate limit and removing gone peers.
+    Route("new_message", "chat.handlers.new_message", "read_write", "read_write", True,
+          "Store a message once and broadcast it to the room"),
+    Route("history", "chat.handlers.history", "read", "read", True,
+          "Page through a room's messages, newest first"),
+    Route("who", "chat.handlers.who", "read", "none", True,
+          "List the users online in the room"),
+    # read_write on Connections: removing peers that answer 410 Gone.
+    Route("typing", "chat.handlers.typing", "read_write", "none", True,
+          "Tell the room's other connections that someone is typing"),
+)
+
+# Routes API Gateway answers itself (a MOCK integration): route key -> the JSON reply.
+MOCK_ROUTES: Mapping[str, str] = {"ping": '{"type": "pong"}'}
+
+ROUTE_SELECTION_EXPRESSION = "$request.body.action"
+
+
+def route_for(key: str) -> Route:
+    for route in ROUTES:
+        if route.key == key:
+            return route
+    raise KeyError(key)
+
+
+def function_environment(
+    route: Route, *, table_names: Mapping[TableSpec, str], callback_url: str
+) -> dict[str, str]:
+    """The environment a route's function runs with: only the tables it touches.
+
+    ``table_names`` maps each spec to its physical name (a CDK token in the app, a
+    plain string in the local gateway).
+    """
+    env = {spec.env_var: table_names[spec] for spec in route.tables()}
+    if route.posts:
+        env[CALLBACK_URL_ENV] = callback_url
+    env["POWERTOOLS_SERVICE_NAME"] = "chat"
+    env["POWERTOOLS_METRICS_NAMESPACE"] = "ServerlessChat"
+    return env
