@@ -1,0 +1,168 @@
+"""Lambda entry points, one per API Gateway route (the table is ``chat.routes.ROUTES``).
+
+Thin on purpose: read the event, call ``chat.service.Chat``, turn the outcome into a
+response. Replies and broadcasts go out through the Management API (``chat.fanout``),
+never as route responses, so the same code works behind API Gateway and the local
+gateway. A client never sees a stack trace: protocol errors become ``error`` events,
+anything unexpected becomes an ``internal`` error and a logged traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
+
+from chat.config import settings
+from chat.fanout import Fanout
+from chat.observability import logger, metrics
+from chat.protocol import ProtocolError, client_id_of, error_event, parse_frame
+from chat.service import Chat
+from chat.store import Store
+
+Response = dict[str, Any]
+_DEADLINE_MARGIN_MS = 1000  # leave time to log and flush metrics before the Lambda timeout
+
+
+@functools.lru_cache(maxsize=1)
+def _store() -> Store:
+    cfg = settings()
+    return Store(cfg.connections_table, cfg.messages_table)
+
+
+def callback_url(event: APIGatewayWebSocketEvent) -> str:
+    """The Management API endpoint: configured, or built from the event.
+
+    Built from ``apiId``, region and ``stage`` rather than ``domainName``: behind a custom
+    domain, ``domainName`` is the custom name, which does not serve ``@connections``.
+    """
+    cfg = settings()
+    if cfg.callback_url:
+        return cfg.callback_url
+    ctx = event.request_context
+    return f"https://{ctx.api_id}.execute-api.{cfg.region}.amazonaws.com/{ctx.stage}"
+
+
+def _chat(event: APIGatewayWebSocketEvent, context: Any) -> Chat:
+    cfg = settings()
+    deadline = None
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        deadline = time.monotonic() + max(0, remaining() - _DEADLINE_MARGIN_MS) / 1000
+    return Chat(
+        _store(),
+        Fanout(callback_url(event)),
+        rate_limit=(cfg.rate_limit_messages, cfg.rate_limit_window_s),
+        deadline=deadline,
+    )
+
+
+def _lambda(fn: Callable[[APIGatewayWebSocketEvent, Any], Response]) -> Callable[..., Response]:
+    """Powertools around a handler: JSON logs with connection/route/request ids, EMF flush."""
+
+    @functools.wraps(fn)
+    @metrics.log_metrics
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+    )
+    def wrapper(event: dict[str, Any], context: Any) -> Response:
+        ws = APIGatewayWebSocketEvent(event)
+        ctx = ws.request_context
+        logger.append_keys(
+            connection_id=ctx.connection_id, route=ctx.route_key, request_id=ctx.request_id
+        )
+        return fn(ws, context)
+
+    return wrapper
+
+
+def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Callable[..., Response]:
+    """A route for frames on an open connection: errors go back as ``error`` events."""
+
+    @_lambda
+    @functools.wraps(action)
+    def handler(event: APIGatewayWebSocketEvent, context: Any) -> Response:
+        connection_id = event.request_context.connection_id
+        chat = _chat(event, context)
+        frame: dict[str, Any] = {}
+        try:
+            frame = parse_frame(event.body)
+            action(chat, connection_id, frame)
+        except ProtocolError as exc:
+            logger.info("frame refused", extra={"code": exc.code})
+            chat.reply(connection_id, error_event(exc.code, exc.message, client_id_of(frame)))
+        except Exception:
+            logger.exception("handler failed")
+            metrics.add_metric(name="HandlerErrors", unit="Count", value=1)
+            chat.reply(
+                connection_id,
+                error_event("internal", "something went wrong; try again", client_id_of(frame)),
+            )
+        return {"statusCode": 200}
+
+    return handler
+
+
+@_lambda
+def connect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
+    ctx = event.request_context
+    try:
+        conn = _chat(event, context).connect(
+            ctx.connection_id, event.query_string_parameters, ctx.connected_at or 0
+        )
+    except ProtocolError as exc:
+        # A non-2xx status refuses the WebSocket handshake; nothing was stored.
+        logger.info("connect refused", extra={"reason": exc.message})
+        return {"statusCode": 400, "body": exc.message}
+    except Exception:
+        logger.exception("connect failed")
+        metrics.add_metric(name="HandlerErrors", unit="Count", value=1)
+        return {"statusCode": 500, "body": "internal error"}
+    logger.info("connected", extra={"username": conn.username, "room": conn.room})
+    metrics.add_metric(name="Connections", unit="Count", value=1)
+    return {"statusCode": 200}
+
+
+@_lambda
+def disconnect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
+    ctx = event.request_context
+    try:
+        _chat(event, context).disconnect(ctx.connection_id)
+    except Exception:
+        # Nothing to tell the client (it is gone); TTL removes what we could not.
+        logger.exception("disconnect failed")
+        metrics.add_metric(name="HandlerErrors", unit="Count", value=1)
+    return {"statusCode": 200}
+
+
+@_message_route
+def new_message(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.new_message(connection_id, frame)
+
+
+@_message_route
+def history(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.history(connection_id, frame)
+
+
+@_message_route
+def who(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.who(connection_id)
+
+
+@_message_route
+def typing(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.typing(connection_id)
+
+
+@_message_route
+def default(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    # Reached with valid JSON only when the action is missing or not a route
+    # (parse_frame already turned bad JSON into invalid_json).
+    action = frame.get("action")
+    known = "" if not isinstance(action, str) else f" '{action[:32]}'"
+    raise ProtocolError("unknown_action", f"unknown action{known}; see PROTOCOL.md")

@@ -1,0 +1,238 @@
+"""PROTOCOL.md in code: what a valid frame is, and the exact shape of every event.
+
+Pure Python, no AWS: the page, wscat users and the tests all depend on these bytes, so
+every rule of the protocol that can be checked without storage lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+DEFAULT_ROOM = "general"
+USERNAME_MAX = 32
+ROOM_PATTERN = re.compile(r"[a-z0-9-]{1,48}")
+TEXT_MAX = 4000
+CLIENT_ID_MAX = 64
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 100
+_USERNAME_PUNCTUATION = frozenset("_.-")
+
+# Crockford's base32, as ULIDs use it: ids sort as strings in time order.
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ID_PATTERN = re.compile(rf"[{_CROCKFORD}]{{26}}")
+
+
+class ProtocolError(Exception):
+    """A frame the protocol refuses: becomes an ``error`` event for the sender only."""
+
+    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.client_id = client_id
+
+    def event(self) -> dict[str, Any]:
+        return error_event(self.code, self.message, self.client_id)
+
+
+# --- identity (on $connect) -------------------------------------------------------------
+
+
+def parse_username(raw: str | None) -> str:
+    """NFC-normalize and check a username: 1–32 Unicode letters, digits or ``_ . -``."""
+    name = unicodedata.normalize("NFC", raw or "")
+    if not 1 <= len(name) <= USERNAME_MAX:
+        raise ProtocolError("invalid_message", f"username must be 1-{USERNAME_MAX} characters")
+    for ch in name:
+        category = unicodedata.category(ch)
+        if not (category.startswith("L") or category == "Nd" or ch in _USERNAME_PUNCTUATION):
+            raise ProtocolError(
+                "invalid_message", "username may contain only letters, digits, '_', '.' and '-'"
+            )
+    return name
+
+
+def parse_room(raw: str | None) -> str:
+    """A missing or empty room means ``general``; otherwise 1–48 of ``a-z 0-9 -``."""
+    if not raw:
+        return DEFAULT_ROOM
+    if not ROOM_PATTERN.fullmatch(raw):
+        raise ProtocolError("invalid_message", "room must be 1-48 characters of a-z, 0-9 and '-'")
+    return raw
+
+
+# --- frames -----------------------------------------------------------------------------
+
+
+def parse_frame(body: str | None) -> dict[str, Any]:
+    """Decode a frame body: a JSON object, or ``invalid_json``."""
+    try:
+        frame = json.loads(body or "")
+    except (ValueError, RecursionError):
+        raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError("invalid_json", "the frame must be a JSON object")
+    return frame
+
+
+def _is_clean_text(value: str) -> bool:
+    # Lone surrogates can arrive through JSON escapes ("\ud800") but cannot be encoded
+    # as UTF-8, so DynamoDB and every client would choke on them later.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def client_id_of(frame: Mapping[str, Any]) -> str | None:
+    """The frame's ``client_id`` when it is valid, else None (errors echo only a valid one)."""
+    value = frame.get("client_id")
+    if isinstance(value, str) and 1 <= len(value) <= CLIENT_ID_MAX and _is_clean_text(value):
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    text: str
+    client_id: str | None
+
+
+def parse_new_message(frame: Mapping[str, Any]) -> NewMessage:
+    client_id = client_id_of(frame)
+    raw_client_id = frame.get("client_id")
+    if raw_client_id is not None and client_id is None:
+        raise ProtocolError(
+            "invalid_message", f"client_id must be a string of 1-{CLIENT_ID_MAX} characters"
+        )
+    text = frame.get("text")
+    if not isinstance(text, str):
+        raise ProtocolError("invalid_message", "text must be a string", client_id)
+    text = text.strip()
+    if not 1 <= len(text) <= TEXT_MAX or not _is_clean_text(text):
+        raise ProtocolError(
+            "invalid_message", f"text must be 1-{TEXT_MAX} characters after trimming", client_id
+        )
+    return NewMessage(text=text, client_id=client_id)
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    before: str | None
+    limit: int
+
+
+def parse_history(frame: Mapping[str, Any]) -> HistoryRequest:
+    before = frame.get("before")
+    if before is not None and not (isinstance(before, str) and ID_PATTERN.fullmatch(before)):
+        raise ProtocolError("invalid_message", "before must be a cursor from a history event")
+    limit = frame.get("limit", HISTORY_DEFAULT_LIMIT)
+    if limit is None:
+        limit = HISTORY_DEFAULT_LIMIT
+    # bool is an int in Python; JSON true is not a page size.
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX_LIMIT:
+        raise ProtocolError(
+            "invalid_message", f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}"
+        )
+    return HistoryRequest(before=before, limit=limit)
+
+
+# --- ids and time -----------------------------------------------------------------------
+
+_id_lock = threading.Lock()
+_last_id: tuple[int, int] = (0, 0)
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32.
+
+    Within one process, ids made in the same millisecond increase (the random part is
+    incremented), so a burst from one sender keeps its order.
+    """
+    global _last_id
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _id_lock:
+        last_ms, last_rand = _last_id
+        rand = last_rand + 1 if ms == last_ms and last_rand + 1 < 1 << 80 else secrets.randbits(80)
+        _last_id = (ms, rand)
+    value = (ms << 80) | rand
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def iso_time(ms: int) -> str:
+    """``2026-11-27T05:00:00.123Z``: UTC with milliseconds, as PROTOCOL.md shows."""
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{ms % 1000:03d}Z"
+    )
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    room: str
+    username: str
+    text: str
+    created_at: str
+    client_id: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        data = {
+            "id": self.id,
+            "room": self.room,
+            "username": self.username,
+            "text": self.text,
+            "created_at": self.created_at,
+        }
+        if self.client_id is not None:
+            data["client_id"] = self.client_id
+        return data
+
+
+def message_event(message: Message) -> dict[str, Any]:
+    return {"type": "message", **message.fields()}
+
+
+def history_event(room: str, messages: list[Message], before: str | None) -> dict[str, Any]:
+    return {
+        "type": "history",
+        "room": room,
+        "messages": [message_event(m) for m in messages],
+        "before": before,
+    }
+
+
+def who_event(room: str, usernames: list[str]) -> dict[str, Any]:
+    return {"type": "who", "room": room, "users": sorted(set(usernames))}
+
+
+def presence_event(room: str, username: str, event: str) -> dict[str, Any]:
+    return {"type": "presence", "room": room, "username": username, "event": event}
+
+
+def typing_event(room: str, username: str) -> dict[str, Any]:
+    return {"type": "typing", "room": room, "username": username}
+
+
+def error_event(code: str, message: str, client_id: str | None = None) -> dict[str, Any]:
+    event = {"type": "error", "code": code, "message": message}
+    if client_id is not None:
+        event["client_id"] = client_id
+    return event
+
+
+def encode(event: Mapping[str, Any]) -> bytes:
+    """One event as the bytes of one WebSocket text frame."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

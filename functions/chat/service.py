@@ -1,0 +1,216 @@
+"""The chat rules: who may say what, what is stored, and who receives which event.
+
+Pure Python over two ports: a ``store`` (``chat.store.Store`` in production) and a
+``fanout`` (``chat.fanout.Fanout``). It never sees boto3, HTTP or Lambda events, so the
+rules can be read, and tested, on their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from chat.fanout import Delivery
+from chat.observability import logger, metrics
+from chat.protocol import (
+    Message,
+    ProtocolError,
+    encode,
+    history_event,
+    iso_time,
+    message_event,
+    new_id,
+    parse_history,
+    parse_new_message,
+    parse_room,
+    parse_username,
+    presence_event,
+    typing_event,
+    who_event,
+)
+from chat.store import Connection, Member, StorageError
+
+
+class StorePort(Protocol):
+    def add_connection(self, conn: Connection) -> None: ...
+    def get_connection(self, connection_id: str) -> Connection | None: ...
+    def remove_connection(self, connection_id: str) -> Connection | None: ...
+    def remove_member(self, room: str, connection_id: str) -> None: ...
+    def room_members(self, room: str) -> list[Member]: ...
+    def count_frame(self, connection_id: str, window: int, window_s: int) -> int: ...
+    def save_message(self, message: Message) -> tuple[Message, bool]: ...
+    def page_messages(
+        self, room: str, before: str | None, limit: int
+    ) -> tuple[list[Message], str | None]: ...
+
+
+class FanoutPort(Protocol):
+    def post(self, connection_id: str, data: bytes) -> str: ...
+    def post_many(
+        self, connection_ids: list[str], data: bytes, deadline: float | None = None
+    ) -> Delivery: ...
+
+
+class Chat:
+    """One invocation's view of the chat: the sender is ``connection_id``."""
+
+    def __init__(
+        self,
+        store: StorePort,
+        fanout: FanoutPort,
+        *,
+        rate_limit: tuple[int, int] = (10, 10),
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.fanout = fanout
+        self.rate_limit = rate_limit  # (frames, window seconds)
+        self.deadline = deadline  # time.monotonic() by which fan-out must be done
+        self.clock = clock
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def connect(
+        self, connection_id: str, query: Mapping[str, str] | None, connected_at: int
+    ) -> Connection:
+        """Validate the query string, record the connection, announce the join.
+
+        Raises ProtocolError (-> HTTP 400) before anything is stored.
+        """
+        query = query or {}
+        conn = Connection(
+            connection_id=connection_id,
+            username=parse_username(query.get("username")),
+            room=parse_room(query.get("room")),
+            connected_at=connected_at,
+        )
+        self.store.add_connection(conn)
+        # API Gateway refuses posts to a connection during its own $connect (it is not
+        # open yet), so the joiner is left out; the page asks `who` once it is open.
+        others = [m.connection_id for m in self.store.room_members(conn.room)]
+        others = [cid for cid in others if cid != connection_id]
+        self._broadcast(conn.room, others, presence_event(conn.room, conn.username, "join"))
+        return conn
+
+    def disconnect(self, connection_id: str) -> Connection | None:
+        """Forget the connection and announce the leave; a second call does nothing."""
+        conn = self.store.remove_connection(connection_id)
+        if conn is not None:
+            members = [m.connection_id for m in self.store.room_members(conn.room)]
+            self._broadcast(conn.room, members, presence_event(conn.room, conn.username, "leave"))
+        return conn
+
+    # -- actions -----------------------------------------------------------------------
+
+    def new_message(self, connection_id: str, frame: Mapping[str, Any]) -> None:
+        sender = self._identity(connection_id)
+        self._check_rate(connection_id)
+        request = parse_new_message(frame)
+        now_ms = int(self.clock() * 1000)
+        message = Message(
+            id=new_id(now_ms),
+            room=sender.room,  # identity comes from $connect, never from the frame
+            username=sender.username,
+            text=request.text,
+            created_at=iso_time(now_ms),
+            client_id=request.client_id,
+        )
+        try:
+            stored, created = self.store.save_message(message)
+        except StorageError:
+            logger.exception("storing a message failed")
+            raise ProtocolError(
+                "internal", "the message could not be stored; send it again"
+            ) from None
+        event = message_event(stored)
+        if not created:
+            # A retry of a stored message: the original goes back to the sender only.
+            self.reply(connection_id, event)
+            return
+        metrics.add_metric(name="MessagesStored", unit="Count", value=1)
+        try:
+            members = [m.connection_id for m in self.store.room_members(sender.room)]
+        except StorageError:
+            # Stored but the room could not be listed: tell the sender it is safe; the
+            # others will see it in history.
+            logger.exception("listing the room failed after storing a message")
+            members = [connection_id]
+        self._broadcast(sender.room, members, event)
+
+    def history(self, connection_id: str, frame: Mapping[str, Any]) -> None:
+        sender = self._identity(connection_id)
+        request = parse_history(frame)
+        messages, before = self.store.page_messages(sender.room, request.before, request.limit)
+        self.reply(connection_id, history_event(sender.room, messages, before))
+
+    def who(self, connection_id: str) -> None:
+        sender = self._identity(connection_id)
+        usernames = [m.username for m in self.store.room_members(sender.room)]
+        self.reply(connection_id, who_event(sender.room, usernames))
+
+    def typing(self, connection_id: str) -> None:
+        sender = self._identity(connection_id)
+        others = [
+            m.connection_id
+            for m in self.store.room_members(sender.room)
+            if m.connection_id != connection_id
+        ]
+        self._broadcast(sender.room, others, typing_event(sender.room, sender.username))
+
+    # -- delivery ----------------------------------------------------------------------
+
+    def reply(self, connection_id: str, event: Mapping[str, Any]) -> None:
+        """Send an event to the sender only (a gone sender is left to its $disconnect)."""
+        if self.fanout.post(connection_id, encode(event)) == "failed":
+            metrics.add_metric(name="FanoutFailures", unit="Count", value=1)
+
+    def _broadcast(self, room: str, connection_ids: list[str], event: Mapping[str, Any]) -> None:
+        if not connection_ids:
+            return
+        delivery = self.fanout.post_many(connection_ids, encode(event), self.deadline)
+        metrics.add_metric(name="Recipients", unit="Count", value=len(delivery.sent))
+        if delivery.failed:
+            metrics.add_metric(name="FanoutFailures", unit="Count", value=len(delivery.failed))
+            logger.warning("fan-out failures", extra={"room": room, "failed": delivery.failed})
+        if delivery.gone:
+            self._remove_gone(room, delivery)
+
+    def _remove_gone(self, room: str, delivery: Delivery) -> None:
+        """Drop connections API Gateway says are gone, and tell the room they left.
+
+        The leave goes only to connections that just received a post (no second round
+        of clean-up from inside a clean-up).
+        """
+        left: list[Connection] = []
+        for cid in delivery.gone:
+            try:
+                conn = self.store.remove_connection(cid)
+                if conn is None:
+                    self.store.remove_member(room, cid)
+                else:
+                    left.append(conn)
+            except StorageError:
+                logger.exception("removing a gone connection failed", extra={"target": cid})
+        metrics.add_metric(name="StaleConnectionsRemoved", unit="Count", value=len(delivery.gone))
+        for conn in left:
+            self.fanout.post_many(
+                delivery.sent, encode(presence_event(room, conn.username, "leave")), self.deadline
+            )
+
+    # -- rules -------------------------------------------------------------------------
+
+    def _identity(self, connection_id: str) -> Connection:
+        conn = self.store.get_connection(connection_id)
+        if conn is None:
+            raise ProtocolError("internal", "this connection is not registered; reconnect")
+        return conn
+
+    def _check_rate(self, connection_id: str) -> None:
+        limit, window_s = self.rate_limit
+        window = int(self.clock()) // window_s
+        if self.store.count_frame(connection_id, window, window_s) > limit:
+            raise ProtocolError(
+                "rate_limited", f"at most {limit} messages every {window_s} seconds; slow down"
+            )

@@ -1,0 +1,349 @@
+"""DynamoDB adapter: the only module that knows table layouts and expressions.
+
+Two tables (declared in ``chat.tables``), designed from the access patterns:
+
+Connections table
+    ``CONN#<id>  / CONN``      who a connection is: username, room, connected_at
+    ``ROOM#<room>/ CONN#<id>`` membership: one item per connection in the room
+    ``RATE#<id>  / <window>``  new_message frames counted per rate-limit window
+    Every item carries ``expires_at`` (TTL): API Gateway closes a connection within
+    2 hours, so an item whose ``$disconnect`` never arrived still goes away.
+
+Messages table
+    ``ROOM#<room>/ MSG#<id>``  a message; ids sort by time, so a room reads newest-first
+    ``IDEM#<room>#<user>#<client_id> / IDEM``  idempotency key -> message id, 24 h TTL
+
+Access patterns:
+    1. add/remove a connection: one transaction of two puts; two deletes.
+    2. list a room's connections: one strongly consistent ``Query`` on ``ROOM#<room>``.
+    3. store a message once: one ``TransactWriteItems`` (key + message) when the sender
+       gave a ``client_id``, else one conditional ``PutItem``.
+    4. page a room's messages: ``Query`` newest first with ``Limit``, ``sk < MSG#<before>``.
+    5. expire stale items: TTL.
+No Scan anywhere: every path reads by key.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from chat.protocol import Message
+
+CONNECTION_TTL_S = 2 * 3600 + 600  # API Gateway's 2 h limit, plus a margin
+IDEMPOTENCY_TTL_S = 24 * 3600  # PROTOCOL.md: retries are recognised for 24 hours
+_MESSAGE = "MSG#"
+
+
+@dataclass(frozen=True)
+class Connection:
+    connection_id: str
+    username: str
+    room: str
+    connected_at: int = 0  # epoch ms
+
+
+@dataclass(frozen=True)
+class Member:
+    connection_id: str
+    username: str
+
+
+class StorageError(Exception):
+    """DynamoDB could not do what was asked (after botocore's own retries)."""
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
+    # One client per process, reused by every invocation (and thread) of this container.
+    return boto3.client(
+        "dynamodb",
+        config=Config(
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+class Store:
+    """Connections, memberships and messages in DynamoDB."""
+
+    def __init__(self, connections_table: str, messages_table: str, client: Any = None) -> None:
+        self.connections_table = connections_table
+        self.messages_table = messages_table
+        self._db = client or _client()
+
+    # -- connections -----------------------------------------------------------------
+
+    def add_connection(self, conn: Connection) -> None:
+        expires = _n(int(time.time()) + CONNECTION_TTL_S)
+        identity = {
+            "pk": _s(f"CONN#{conn.connection_id}"),
+            "sk": _s("CONN"),
+            "connection_id": _s(conn.connection_id),
+            "username": _s(conn.username),
+            "room": _s(conn.room),
+            "connected_at": _n(conn.connected_at),
+            "expires_at": expires,
+        }
+        member = {
+            "pk": _s(f"ROOM#{conn.room}"),
+            "sk": _s(f"CONN#{conn.connection_id}"),
+            "connection_id": _s(conn.connection_id),
+            "username": _s(conn.username),
+            "expires_at": expires,
+        }
+        self._call(
+            "transact_write_items",
+            TransactItems=[
+                {"Put": {"TableName": self.connections_table, "Item": identity}},
+                {"Put": {"TableName": self.connections_table, "Item": member}},
+            ],
+        )
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        item = self._call(
+            "get_item",
+            TableName=self.connections_table,
+            Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+            ConsistentRead=True,
+        ).get("Item")
+        return _connection(item) if item and not _expired(item) else None
+
+    def remove_connection(self, connection_id: str) -> Connection | None:
+        """Forget a connection; return what it was, or None if it was already gone.
+
+        Idempotent: API Gateway may deliver ``$disconnect`` late, twice, or after a 410
+        cleanup already removed the connection.
+        """
+        old = self._call(
+            "delete_item",
+            TableName=self.connections_table,
+            Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+            ReturnValues="ALL_OLD",
+        ).get("Attributes")
+        if not old:
+            return None
+        conn = _connection(old)
+        self.remove_member(conn.room, connection_id)
+        return conn
+
+    def remove_member(self, room: str, connection_id: str) -> None:
+        self._call(
+            "delete_item",
+            TableName=self.connections_table,
+            Key={"pk": _s(f"ROOM#{room}"), "sk": _s(f"CONN#{connection_id}")},
+        )
+
+    def room_members(self, room: str) -> list[Member]:
+        """Every live connection of a room: one Query (more only past 1 MB of members)."""
+        now = int(time.time())
+        members: list[Member] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.connections_table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(f"ROOM#{room}")},
+            "ProjectionExpression": "connection_id, username, expires_at",
+            # A connection that joined a moment ago must get the next message.
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._call("query", **kwargs)
+            members.extend(
+                Member(item["connection_id"]["S"], item["username"]["S"])
+                for item in page.get("Items", [])
+                if not _expired(item, now)  # TTL deletes lazily
+            )
+            if "LastEvaluatedKey" not in page:
+                return members
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def count_frame(self, connection_id: str, window: int, window_s: int) -> int:
+        """Count one more frame in a fixed rate-limit window; return the window's total."""
+        result = self._call(
+            "update_item",
+            TableName=self.connections_table,
+            Key={"pk": _s(f"RATE#{connection_id}"), "sk": _s(str(window))},
+            UpdateExpression="ADD n :one SET expires_at = :exp",
+            ExpressionAttributeValues={
+                ":one": _n(1),
+                ":exp": _n((window + 1) * window_s + 60),
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(result["Attributes"]["n"]["N"])
+
+    # -- messages --------------------------------------------------------------------
+
+    def save_message(self, message: Message) -> tuple[Message, bool]:
+        """Store a message once. Returns (the stored message, whether it is new).
+
+        With a ``client_id``, the idempotency key and the message are written in one
+        transaction, so a retry (also from a new connection) finds the original instead
+        of storing a duplicate. An expired key (TTL deletes lazily) counts as absent.
+        """
+        item = _message_item(message)
+        if message.client_id is None:
+            self._call(
+                "put_item",
+                TableName=self.messages_table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return message, True
+        now = int(time.time())
+        key = {"pk": _s(_idempotency_pk(message)), "sk": _s("IDEM")}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.messages_table,
+                            "Item": {
+                                **key,
+                                "message_id": _s(message.id),
+                                "expires_at": _n(now + IDEMPOTENCY_TTL_S),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                            "ExpressionAttributeValues": {":now": _n(now)},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.messages_table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+            return message, True
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(str(exc)) from exc
+        original = self._original(key, message.room)
+        if original is None:  # the key's message vanished: should not happen, but never lose it
+            raise StorageError("idempotency key without its message")
+        return original, False
+
+    def _original(self, key: dict[str, Any], room: str) -> Message | None:
+        idem = self._call(
+            "get_item", TableName=self.messages_table, Key=key, ConsistentRead=True
+        ).get("Item")
+        if not idem:
+            return None
+        item = self._call(
+            "get_item",
+            TableName=self.messages_table,
+            Key={"pk": _s(f"ROOM#{room}"), "sk": _s(_MESSAGE + idem["message_id"]["S"])},
+            ConsistentRead=True,
+        ).get("Item")
+        return _message(item) if item else None
+
+    def page_messages(
+        self, room: str, before: str | None, limit: int
+    ) -> tuple[list[Message], str | None]:
+        """One page of a room's messages, oldest first, and the cursor to the next older page.
+
+        The cursor is None when DynamoDB says the partition has nothing older.
+        """
+        values = {":pk": _s(f"ROOM#{room}")}
+        if before is None:
+            condition = "pk = :pk AND begins_with(sk, :msg)"
+            values[":msg"] = _s(_MESSAGE)
+        else:
+            # A room's partition holds only MSG# items, so "below the cursor" is enough.
+            condition = "pk = :pk AND sk < :before"
+            values[":before"] = _s(_MESSAGE + before)
+        page = self._call(
+            "query",
+            TableName=self.messages_table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        messages = [_message(item) for item in reversed(page.get("Items", []))]
+        more = "LastEvaluatedKey" in page
+        return messages, (messages[0].id if more and messages else None)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._db, operation)(**kwargs)
+        except ClientError as exc:
+            raise StorageError(f"{operation}: {exc}") from exc
+
+
+def _idempotency_pk(message: Message) -> str:
+    # Usernames and rooms cannot contain '#', so the key cannot be forged by a client_id.
+    return f"IDEM#{message.room}#{message.username}#{message.client_id}"
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    if error.get("Code") == "ConditionalCheckFailedException":
+        return True
+    reasons = exc.response.get("CancellationReasons") or []
+    if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+        return True
+    # moto (and older botocore) put the reasons only in the message text.
+    return error.get("Code") == "TransactionCanceledException" and (
+        "ConditionalCheckFailed" in error.get("Message", "")
+    )
+
+
+def _expired(item: dict[str, Any], now: int | None = None) -> bool:
+    expires = item.get("expires_at")
+    return expires is not None and int(expires["N"]) < (now or int(time.time()))
+
+
+def _connection(item: dict[str, Any]) -> Connection:
+    return Connection(
+        connection_id=item["connection_id"]["S"],
+        username=item["username"]["S"],
+        room=item["room"]["S"],
+        connected_at=int(item.get("connected_at", {"N": "0"})["N"]),
+    )
+
+
+def _message_item(message: Message) -> dict[str, Any]:
+    item = {
+        "pk": _s(f"ROOM#{message.room}"),
+        "sk": _s(_MESSAGE + message.id),
+        "id": _s(message.id),
+        "room": _s(message.room),
+        "username": _s(message.username),
+        "text": _s(message.text),
+        "created_at": _s(message.created_at),
+    }
+    if message.client_id is not None:
+        item["client_id"] = _s(message.client_id)
+    return item
+
+
+def _message(item: dict[str, Any]) -> Message:
+    return Message(
+        id=item["id"]["S"],
+        room=item["room"]["S"],
+        username=item["username"]["S"],
+        text=item["text"]["S"],
+        created_at=item["created_at"]["S"],
+        client_id=item["client_id"]["S"] if "client_id" in item else None,
+    )
