@@ -1,0 +1,212 @@
+"""The WebSocket API: one Lambda function per route of ``chat.routes.ROUTES``, mocks for the rest.
+
+The construct reads the route table rather than listing routes itself, so adding a route
+to ``chat.routes`` adds its function, integration and grants here with no infra edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from chat.routes import MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route, function_environment
+from chat.tables import TableSpec
+from constructs import Construct
+
+from infra.data import ChatTables
+from infra.settings import Settings
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64  # Graviton: ~20% cheaper per GB-second than x86
+
+# 256 MB: Lambda gives CPU in proportion to memory, and a cold start imports boto3
+# (~140 ms at full speed) plus Powertools; at 128 MB that doubles. The handlers hold a
+# few small items in memory, so more buys nothing. Measured use belongs in a follow-up.
+MEMORY_MB = 256
+# A broadcast is one Query plus parallel posts (~20 ms each): well under a second for a
+# busy room. 10 s bounds a stuck call well before API Gateway's 29 s integration limit.
+TIMEOUT = Duration.seconds(10)
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+# The mock integration answers from templates: the request template hands API Gateway the
+# status code a MOCK needs, the integration response carries the reply. "\$default" is
+# the escaped literal key "$default", so the same template applies whatever the frame.
+_MOCK_SELECTION = "\\$default"
+
+
+def powertools_layer(scope: Construct, version: str) -> lambda_.ILayerVersion:
+    """The official Powertools for AWS Lambda (Python) v3 layer for our runtime/architecture.
+
+    Why the layer and not a pip-installed bundle: synth stays offline and fast (no pip run,
+    no Docker), and AWS builds the arm64 wheels. Why through SSM: the layer ARN embeds the
+    region, while the public parameter exists in every region, so a CloudFormation
+    parameter of type ``AWS::SSM::Parameter::Value<String>`` resolves it at deploy time and
+    the template stays environment-agnostic. Pin ``-c powertools_version=3.x.y`` to stop
+    ``latest`` from moving under a redeploy.
+    """
+    parameter = f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
+    arn = ssm.StringParameter.value_for_string_parameter(scope, parameter)
+    return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
+
+
+class ChatApi(Construct):
+    """WebSocket API, its auto-deployed stage, and the functions behind its routes."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, data: ChatTables, settings: Settings
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._data = data
+        self._settings = settings
+
+        self.api = apigwv2.WebSocketApi(
+            self,
+            "WebSocketApi",
+            api_name=f"{Stack.of(self).stack_name}-chat",
+            description="Serverless chat (PROTOCOL.md v1)",
+            route_selection_expression=ROUTE_SELECTION_EXPRESSION,
+        )
+        # Auto-deploy: a route added later is live without a separate deployment resource.
+        self.stage = apigwv2.WebSocketStage(
+            self,
+            "Stage",
+            web_socket_api=self.api,
+            stage_name=settings.stage_name,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=settings.throttle_rate_limit,
+                burst_limit=settings.throttle_burst_limit,
+            ),
+        )
+
+        self._code = lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            exclude=["**/__pycache__", "**/*.pyc", "*.egg-info", "**/.pytest_cache"],
+        )
+        self._layer = powertools_layer(self, settings.powertools_version)
+
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        for route in ROUTES:
+            function = self._function_for(route)
+            self.functions[route.key] = function
+            self.api.add_route(
+                route.key,
+                integration=integrations.WebSocketLambdaIntegration(
+                    f"{route.function_name}Integration", function
+                ),
+            )
+        for key, reply in MOCK_ROUTES.items():
+            self._add_mock_route(key, reply)
+
+    def _function_for(self, route: Route) -> lambda_.Function:
+        """A function with its own role, log group and exactly the grants its route lists."""
+        name = route.function_name
+        log_group = logs.LogGroup(
+            self,
+            f"{name}Logs",
+            retention=_retention(self._settings.log_retention_days),
+            # Logs are operational, not user data: they go with the stack.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # An own role instead of the default one: the default attaches the managed
+        # AWSLambdaBasicExecutionRole (logs:* on every log group); this one may write
+        # only to its own log group.
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Chat route {route.key}",
+        )
+        log_group.grant_write(role)
+        self.roles[route.key] = role
+
+        table_names: dict[TableSpec, str] = self._data.names()
+        # "Function" suffix: a construct id of plain "Default" (the $default route) would
+        # make it the scope's default child and hide it from logical ids.
+        function = lambda_.Function(
+            self,
+            f"{name}Function",
+            description=route.description or f"Chat route {route.key}",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=self._code,
+            handler=route.handler,
+            layers=[self._layer],
+            memory_size=MEMORY_MB,
+            timeout=TIMEOUT,
+            role=role,
+            log_group=log_group,
+            reserved_concurrent_executions=self._settings.reserved_concurrency,
+            environment=function_environment(
+                route, table_names=table_names, callback_url=self.stage.callback_url
+            ),
+        )
+        for spec, access in route.tables().items():
+            table = self._data.tables[spec]
+            if access == "read":
+                table.grant_read_data(role)
+            elif access == "read_write":
+                table.grant_read_write_data(role)
+        if route.posts:
+            # Scoped to this stage's @connections, not to every stage of the API.
+            self.stage.grant_management_api_access(role)
+        return function
+
+    def _add_mock_route(self, key: str, reply: str) -> None:
+        """A route API Gateway answers itself (keep-alive ``ping``): no Lambda, no cost."""
+        name = "".join(part.capitalize() for part in key.split("_"))
+        integration_id = f"{name}Integration"
+        # return_response=True makes CDK add the route's "$default" route response;
+        # without one API Gateway sends nothing back to the client.
+        route = self.api.add_route(
+            key,
+            integration=integrations.WebSocketMockIntegration(
+                integration_id,
+                request_templates={"$default": '{"statusCode": 200}'},
+                template_selection_expression=_MOCK_SELECTION,
+            ),
+            return_response=True,
+        )
+        # The L2 has no integration-response API; the integration it created lives under
+        # the route, named by the id we gave it.
+        integration = route.node.find_child(integration_id)
+        assert isinstance(integration, apigwv2.WebSocketIntegration)
+        apigwv2.CfnIntegrationResponse(
+            self,
+            f"{name}IntegrationResponse",
+            api_id=self.api.api_id,
+            integration_id=integration.integration_id,
+            integration_response_key="$default",
+            template_selection_expression=_MOCK_SELECTION,
+            response_templates={"$default": reply},
+        )
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise ValueError(
+            f"log_retention_days must be one of {sorted(_RETENTION)}, not {days}"
+        ) from None

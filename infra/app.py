@@ -1,0 +1,42 @@
+"""CDK entry point (``cdk.json`` runs ``.venv/bin/python infra/app.py``).
+
+cdk-nag's AWS Solutions pack runs as a policy-validation plugin: an unacknowledged
+error fails the synth, so a finding is either fixed or acknowledged with a reason in
+``infra/nag.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# The CLI runs this file as a script: make ``infra`` and the functions' ``chat`` package
+# importable without relying on how the venv was installed.
+for entry in (ROOT, ROOT / "functions"):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from aws_cdk import App, Validations  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from infra.stack import ChatStack  # noqa: E402
+
+STACK_NAME = "ServerlessChat"
+
+
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> App:
+    """The app with its stack and the nag checks, unsynthesized (tests synth it in-process)."""
+    app = App(context=context, outdir=outdir)
+    ChatStack(
+        app,
+        STACK_NAME,
+        description="Serverless real-time WebSocket chat (API Gateway + Lambda + DynamoDB)",
+    )
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

@@ -1,0 +1,75 @@
+"""Deploy-time settings, read from CDK context (``-c key=value`` or ``cdk.json``).
+
+Every knob has a default that deploys a working chat, so ``npx cdk deploy`` needs no
+flags. Values given with ``-c`` arrive as strings, hence the parsing helpers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from constructs import Node
+
+DEFAULTS: dict[str, Any] = {
+    # Throwaway stacks: tables and the site bucket are deleted with the stack.
+    "destroy": False,
+    "stage_name": "prod",
+    # Stage-wide API Gateway throttling (messages per second, steady and burst). A small
+    # chat stays far below; the limit caps the bill if a client floods the socket.
+    "throttle_rate_limit": 50,
+    "throttle_burst_limit": 100,
+    # Reserved concurrency per function. Unset (None) = the account's shared pool, which
+    # new accounts cap at 10; reserving on such an account fails the deploy.
+    "reserved_concurrency": None,
+    "log_retention_days": 30,
+    # Version of the official Powertools layer, as named in its public SSM parameter
+    # (``latest`` or a release such as ``3.23.0``).
+    "powertools_version": "latest",
+}
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none"}):
+        return None
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed view of the context the stack is built from."""
+
+    destroy: bool
+    stage_name: str
+    throttle_rate_limit: int
+    throttle_burst_limit: int
+    reserved_concurrency: int | None
+    log_retention_days: int
+    powertools_version: str
+
+    @classmethod
+    def from_context(cls, node: Node) -> Settings:
+        def get(key: str) -> Any:
+            value = node.try_get_context(key)
+            return DEFAULTS[key] if value is None else value
+
+        rate = _as_int(get("throttle_rate_limit"))
+        burst = _as_int(get("throttle_burst_limit"))
+        retention = _as_int(get("log_retention_days"))
+        if rate is None or burst is None or retention is None:
+            raise ValueError("throttle limits and log_retention_days need a number")
+        return cls(
+            destroy=_as_bool(get("destroy")),
+            stage_name=str(get("stage_name")),
+            throttle_rate_limit=rate,
+            throttle_burst_limit=burst,
+            reserved_concurrency=_as_int(get("reserved_concurrency")),
+            log_retention_days=retention,
+            powertools_version=str(get("powertools_version")),
+        )

@@ -1,0 +1,57 @@
+"""The one stack: data, API and frontend constructs, wired together, plus the outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.api import ChatApi
+from infra.data import ChatTables
+from infra.frontend import Frontend
+from infra.nag import acknowledge_findings
+from infra.settings import Settings
+
+
+class ChatStack(Stack):
+    """Everything the chat needs in one account/region, with nothing to click.
+
+    No ``env`` is given on purpose: the template is environment-agnostic and deploys to
+    whatever account and region the caller's credentials name.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        settings = Settings.from_context(self.node)
+
+        self.data = ChatTables(self, "Data", destroy=settings.destroy)
+        self.chat_api = ChatApi(self, "Api", data=self.data, settings=settings)
+        self.frontend = Frontend(
+            self, "Frontend", websocket_url=self.chat_api.stage.url, destroy=settings.destroy
+        )
+
+        websocket_url = self.chat_api.stage.url
+        CfnOutput(
+            self,
+            "WebSocketUrl",
+            value=websocket_url,
+            description="wss:// URL of the chat stage (PROTOCOL.md 'Connecting')",
+        )
+        CfnOutput(
+            self, "FrontendUrl", value=self.frontend.url, description="The chat page (CloudFront)"
+        )
+        CfnOutput(
+            self,
+            "ConnectionsCallbackUrl",
+            value=self.chat_api.stage.callback_url,
+            description="Management API endpoint the functions post to (@connections)",
+        )
+        CfnOutput(
+            self,
+            "WscatCommand",
+            value=f"npx wscat -c '{websocket_url}?username=alice&room=general'",
+            description='Talk to the API from a terminal; then send {"action":"ping"}',
+        )
+
+        acknowledge_findings(self)
