@@ -1,0 +1,124 @@
+"""``python -m local_gateway`` (``make dev``, ``chat-local``): the chat on 127.0.0.1.
+
+Runs in the foreground until Ctrl-C or SIGTERM, then closes every connection (running
+its ``$disconnect``), saves the tables to ``--state-dir`` and exits 0, promptly, so a
+test or ``make dev`` can start it again on the same port at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from local_gateway.server import REPO_ROOT, Gateway, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Settings()
+    p = argparse.ArgumentParser(
+        prog="python -m local_gateway",
+        description="A local API Gateway WebSocket stage running the chat's Lambda handlers "
+                    "against an in-process DynamoDB (moto). Nothing reaches AWS.",
+    )
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000),
+                   help="port on 127.0.0.1 (default: $PORT or 3000; 0 picks a free one)")
+    p.add_argument("--state-dir", type=Path, default=Path(".local"),
+                   help="where the tables are saved across restarts (default: .local)")
+    p.add_argument("--no-state", action="store_true",
+                   help="keep everything in memory only")
+    p.add_argument("--frontend-dir", type=Path, default=REPO_ROOT / "frontend",
+                   help="static files served at / (default: <repo>/frontend)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="log every event and response, and the handlers' INFO logs")
+    limits = p.add_argument_group("limits (defaults: API Gateway's and the CDK app's)")
+    limits.add_argument("--max-frame-bytes", type=int, default=defaults.max_frame_bytes)
+    limits.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s,
+                        metavar="SECONDS")
+    limits.add_argument("--max-connection-age", type=float, default=defaults.max_connection_s,
+                        metavar="SECONDS")
+    limits.add_argument("--handler-timeout", type=float, default=defaults.handler_timeout_s,
+                        metavar="SECONDS")
+    limits.add_argument("--memory", type=int, default=defaults.memory_mb, metavar="MB",
+                        help="reported to handlers in the Lambda context (not enforced)")
+    limits.add_argument("--max-concurrency", type=int, default=defaults.max_concurrency,
+                        help="execution environments per function")
+    limits.add_argument("--save-interval", type=float, default=defaults.save_interval_s,
+                        metavar="SECONDS")
+    return p
+
+
+def settings_from_args(argv: list[str] | None = None) -> Settings:
+    a = _parser().parse_args(argv)
+    return Settings(
+        port=a.port,
+        state_dir=None if a.no_state else a.state_dir,
+        frontend_dir=a.frontend_dir,
+        verbose=a.verbose,
+        max_frame_bytes=a.max_frame_bytes,
+        max_message_bytes=a.max_message_bytes,
+        idle_timeout_s=a.idle_timeout,
+        max_connection_s=a.max_connection_age,
+        handler_timeout_s=a.handler_timeout,
+        memory_mb=a.memory,
+        max_concurrency=a.max_concurrency,
+        save_interval_s=a.save_interval,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    started = time.monotonic()
+    gateway = Gateway(settings)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    state = (f"tables saved in {settings.state_dir}/" if settings.state_dir
+             else "tables in memory only")
+    print(
+        f"Local chat gateway ready in {time.monotonic() - started:.1f} s "
+        f"(stage 'local', handlers from chat.routes, DynamoDB on moto, {state})\n"
+        f"  Page:       {gateway.http_url}/\n"
+        f"  WebSocket:  {gateway.websocket_url}\n"
+        f"  wscat:      npx wscat -c '{gateway.websocket_url}?username=alice&room=general'\n"
+        f"Ctrl-C to stop.",
+        flush=True,
+    )
+    await stop.wait()
+    print("Stopping: closing connections and saving state...", flush=True)
+    await gateway.stop()
+    print(f"Stopped ({gateway.stats.invocations} invocations, "
+          f"{gateway.stats.errors} failed).", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = settings_from_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s.%(msecs)03d %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stdout)
+    # botocore/moto chatter is not what a developer watching the chat wants to read.
+    for noisy in ("botocore", "boto3", "werkzeug", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"Port {settings.port} on {settings.host} is already in use: stop the "
+                  f"other process or pick another port (PORT=3001 make dev, or --port).",
+                  file=sys.stderr)
+            return 1
+        raise
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""DynamoDB for the local gateway: moto's server in-process, plus a state file.
+
+Why moto's *server* rather than ``mock_aws``: the handlers run in other processes (see
+``lambda_runtime``) and reach DynamoDB the way they do on AWS, through boto3 and an
+HTTP endpoint; boto3's standard ``AWS_ENDPOINT_URL_DYNAMODB`` points them here, so
+handler code has no ``if local:`` branch. The tables are created from
+``chat.tables.TABLES``, the same specs the CDK app reads, TTL attribute included.
+
+Why a state file: moto keeps everything in memory. On shutdown, and every few seconds
+while invocations write, every table is read back through the DynamoDB API (a Scan is
+fine here; the functions never scan) and written to ``<state-dir>/state.json`` through a
+temp file, fsync and ``os.replace``, so a crash leaves the previous complete file. On
+start the items are batch-written back. A corrupt file is moved aside with a clear
+message and the gateway starts empty rather than crash-looping.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from chat.tables import TABLES, TableSpec
+
+log = logging.getLogger("local_gateway")
+
+STATE_FILE = "state.json"
+STATE_FORMAT = "serverless-chat-local-state/1"
+
+# Dummy credentials and region: moto accepts anything, and real credentials from the
+# developer's shell must never be used (the worker environment drops them).
+REGION = "us-east-1"
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's dummy key
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def _encode(value: Any) -> Any:
+    """A low-level AttributeValue as JSON: binary (B/BS) values become base64 text."""
+    if isinstance(value, dict):
+        out = {}
+        for kind, inner in value.items():
+            if kind == "B":
+                out[kind] = base64.b64encode(inner).decode("ascii")
+            elif kind == "BS":
+                out[kind] = [base64.b64encode(b).decode("ascii") for b in inner]
+            elif kind == "M":
+                out[kind] = {k: _encode(v) for k, v in inner.items()}
+            elif kind == "L":
+                out[kind] = [_encode(v) for v in inner]
+            else:
+                out[kind] = inner
+        return out
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for kind, inner in value.items():
+            if kind == "B":
+                out[kind] = base64.b64decode(inner)
+            elif kind == "BS":
+                out[kind] = [base64.b64decode(b) for b in inner]
+            elif kind == "M":
+                out[kind] = {k: _decode(v) for k, v in inner.items()}
+            elif kind == "L":
+                out[kind] = [_decode(v) for v in inner]
+            else:
+                out[kind] = inner
+        return out
+    return value
+
+
+class LocalDynamoDB:
+    """moto's DynamoDB on ``127.0.0.1:<free port>``, with the project's tables."""
+
+    def __init__(self, tables: Iterable[TableSpec] = TABLES) -> None:
+        self.specs = tuple(tables)
+        # moto keeps its backends per process, so two gateways in one process (tests)
+        # would share tables: a per-instance suffix keeps them apart.
+        suffix = uuid.uuid4().hex[:8]
+        self.table_names: dict[TableSpec, str] = {
+            spec: f"{spec.logical_id}-local-{suffix}" for spec in self.specs
+        }
+        self.endpoint_url = ""
+        self._server: Any = None
+        self._client: Any = None
+
+    def start(self) -> str:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        for spec in self.specs:
+            self._create_table(spec)
+        return self.endpoint_url
+
+    def _create_table(self, spec: TableSpec) -> None:
+        name = self.table_names[spec]
+        self._client.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": spec.partition_key, "AttributeType": "S"},
+                {"AttributeName": spec.sort_key, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+                {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if spec.ttl_attribute:
+            self._client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+            )
+
+    def stop(self) -> None:
+        if self._client is not None:
+            for name in self.table_names.values():
+                # Best effort: frees moto's memory when tests start many gateways.
+                with contextlib.suppress(Exception):
+                    self._client.delete_table(TableName=name)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # -- state ---------------------------------------------------------------------
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every item of every table, keyed by logical id (physical names change)."""
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for spec in self.specs:
+            items: list[dict[str, Any]] = []
+            kwargs: dict[str, Any] = {"TableName": self.table_names[spec]}
+            while True:
+                page = self._client.scan(**kwargs)
+                items.extend(_encode(item) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            tables[spec.logical_id] = items
+        return tables
+
+    def restore(self, tables: Mapping[str, list[dict[str, Any]]]) -> int:
+        count = 0
+        for spec in self.specs:
+            items = [_decode(item) for item in tables.get(spec.logical_id, [])]
+            name = self.table_names[spec]
+            for start in range(0, len(items), 25):  # BatchWriteItem takes 25 at most
+                pending: Any = {
+                    name: [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
+                }
+                while pending:
+                    answer = self._client.batch_write_item(RequestItems=pending)
+                    pending = answer.get("UnprocessedItems") or None
+            count += len(items)
+        return count
+
+
+def save_state(state_dir: Path, tables: Mapping[str, list[dict[str, Any]]]) -> Path:
+    """Write the state file atomically: temp file in the same directory, fsync, rename."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / STATE_FILE
+    document = {"format": STATE_FORMAT, "saved_at": time.time(), "tables": dict(tables)}
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, ensure_ascii=False, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_state(state_dir: Path) -> dict[str, list[dict[str, Any]]] | None:
+    """The saved tables, or None (with a clear log line) when there is nothing usable.
+
+    A corrupt file is renamed ``state.json.corrupt-<time>`` (kept for inspection, and
+    out of the way so the next start does not trip over it again).
+    """
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        log.info("No saved state in %s: starting with empty tables.", path)
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a {STATE_FORMAT} document")
+        tables = document["tables"]
+        if not isinstance(tables, dict) or not all(
+            isinstance(items, list) and all(isinstance(i, dict) for i in items)
+            for items in tables.values()
+        ):
+            raise ValueError("'tables' must map table names to lists of items")
+    except (OSError, ValueError, KeyError) as exc:
+        aside = path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
+        try:
+            path.replace(aside)
+            where = f"moved to {aside}"
+        except OSError:
+            where = "left in place"
+        log.warning(
+            "Saved state %s is unreadable (%s); %s. Starting with empty tables.",
+            path, exc, where,
+        )
+        return None
+    return tables

@@ -1,0 +1,321 @@
+"""Lambda execution environments on a laptop: one process per environment.
+
+Why processes and not a thread pool: on AWS each function runs in its own execution
+environments, each a separate process with that function's environment variables and
+its own module-level state (boto3 clients, caches), created on first use (a cold start)
+and reused while warm. One process handles one invocation at a time; concurrency comes
+from more environments. Running the handlers in threads of the gateway would share one
+``os.environ`` and one set of module globals between functions, and a handler that
+hangs could not be stopped. Here:
+
+- each function (a route) keeps a list of warm environments and starts a new one when
+  none is idle, up to ``max_concurrency``; a slow invocation only occupies its own
+  process, so other connections and routes carry on;
+- an environment's ``os.environ`` is the function's environment exactly as the CDK app
+  sets it (``chat.routes.function_environment``) plus what the Lambda runtime adds
+  (``AWS_LAMBDA_FUNCTION_NAME``…), local endpoints and dummy credentials; every other
+  ``AWS_*`` variable of the developer's shell is removed, so nothing reaches AWS;
+- an invocation that runs past the timeout gets its environment killed, as Lambda does
+  ("Task timed out"), and the next invocation cold-starts a fresh one.
+
+Processes come from a ``forkserver`` that has already imported boto3: a fork of a clean,
+single-threaded server (never of the gateway with its event loop and moto threads) that
+skips boto3's ~140 ms import, so a cold start costs about what importing the handler
+module costs, as on Lambda with boto3 in the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import io
+import multiprocessing
+import multiprocessing.context
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
+from multiprocessing.connection import Connection
+from typing import Any
+
+# Lambda's own limit on the init phase (importing the handler module).
+INIT_TIMEOUT_S = 10.0
+
+_PRESERVED_PREFIXES = ("AWS_", "POWERTOOLS_", "_X_AMZN_", "LAMBDA_")
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One Lambda function: which handler, with which environment and limits."""
+
+    name: str
+    handler: str  # "package.module.function"
+    environment: dict[str, str]
+    memory_mb: int = 256
+    timeout_s: float = 10.0
+    max_concurrency: int = 10
+    extra_sys_path: tuple[str, ...] = ()
+
+
+@dataclass
+class InvocationResult:
+    """What happened to one invocation; ``error`` is set for raise/timeout/crash."""
+
+    response: Any = None
+    error: str | None = None  # "error" | "timeout" | "crash"
+    detail: str = ""  # the traceback or reason, for the gateway's log
+    duration_ms: float = 0.0
+    init_ms: float | None = None  # set on a cold start
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class LambdaContext:
+    """The subset of the Lambda context object handlers and Powertools use."""
+
+    def __init__(self, config: FunctionConfig, request_id: str, deadline: float) -> None:
+        self.aws_request_id = request_id
+        self.function_name = config.name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = str(config.memory_mb)  # a str on AWS too
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{config.name}"
+        )
+        self.log_group_name = f"/aws/lambda/{config.name}"
+        self.log_stream_name = "local"
+        self.identity = None
+        self.client_context = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def _worker_main(conn: Connection, config: FunctionConfig) -> None:
+    """Body of one execution environment: init once, then serve invocations forever."""
+    # Ctrl-C reaches the whole process group; the gateway decides when environments
+    # stop (it still runs $disconnect handlers while shutting down).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for key in list(os.environ):
+        if key.startswith(_PRESERVED_PREFIXES):
+            del os.environ[key]
+    os.environ.update(config.environment)
+    sys.path[:0] = list(config.extra_sys_path)
+
+    started = time.monotonic()
+    handler = None
+    init_error = ""
+    try:
+        module_name, _, function_name = config.handler.rpartition(".")
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except BaseException:
+        init_error = traceback.format_exc()
+    init_ms: float | None = (time.monotonic() - started) * 1000
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        event, request_id, timeout_s = message
+        deadline = time.time() + timeout_s
+        conn.send(("started", init_ms))
+        init_ms = None
+        if handler is None:
+            # Lambda reports Runtime.ImportModuleError on every invocation.
+            conn.send(("error", init_error))
+            continue
+        try:
+            response = handler(event, LambdaContext(config, request_id, deadline))
+            conn.send(("ok", response))
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+
+_mp_context_lock = threading.Lock()
+_mp_context: Any = None
+
+
+def _process_context() -> Any:
+    global _mp_context
+    with _mp_context_lock:
+        if _mp_context is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(
+                ["boto3", "botocore.session", "local_gateway.lambda_runtime"]
+            )
+            _mp_context = ctx
+        return _mp_context
+
+
+class _Popen(popen_forkserver.Popen):
+    """The stdlib's forkserver Popen, minus re-importing the parent's ``__main__``.
+
+    multiprocessing re-runs the parent's main module in every child (pytest's entry
+    script, or ``local_gateway.__main__`` with aiohttp): work a Lambda environment never
+    does, and a cold start it would add. Everything else is the stdlib's ``_launch``.
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _EnvironmentProcess(multiprocessing.context.ForkServerProcess):  # type: ignore[name-defined]
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:
+        return _Popen(process_obj)
+
+
+class _Environment:
+    def __init__(self, config: FunctionConfig) -> None:
+        ctx = _process_context()
+        self.conn, child = ctx.Pipe()
+        self.process = _EnvironmentProcess(
+            target=_worker_main, args=(child, config), name=f"lambda-{config.name}", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=1)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(timeout=0.5)
+        self.kill()
+
+
+@dataclass
+class LambdaFunction:
+    """A function with its pool of warm environments."""
+
+    config: FunctionConfig
+    _executor: ThreadPoolExecutor
+    _idle: list[_Environment] = field(default_factory=list)
+    _busy: set[_Environment] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
+    _semaphore: asyncio.Semaphore | None = None
+
+    async def invoke(self, event: dict[str, Any], request_id: str) -> InvocationResult:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        async with self._semaphore:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._executor, self._invoke_blocking, event, request_id
+            )
+
+    def _invoke_blocking(self, event: dict[str, Any], request_id: str) -> InvocationResult:
+        started = time.monotonic()
+        with self._lock:
+            if self._closed:
+                return InvocationResult(error="crash", detail="gateway is shutting down")
+            env = self._idle.pop() if self._idle else None
+        if env is None:
+            try:
+                env = _Environment(self.config)
+            except Exception:
+                return InvocationResult(error="crash", detail=traceback.format_exc())
+        with self._lock:
+            self._busy.add(env)
+        result = self._run(env, event, request_id)
+        result.duration_ms = (time.monotonic() - started) * 1000
+        with self._lock:
+            self._busy.discard(env)
+            if result.error in (None, "error") and not self._closed:
+                self._idle.append(env)  # a raising handler leaves a warm environment
+            else:
+                env.kill()
+        return result
+
+    def _run(self, env: _Environment, event: dict[str, Any], request_id: str) -> InvocationResult:
+        timeout = self.config.timeout_s
+        try:
+            env.conn.send((event, request_id, timeout))
+            if not env.conn.poll(INIT_TIMEOUT_S):
+                return InvocationResult(error="timeout", detail="init phase timed out")
+            _, init_ms = env.conn.recv()
+            if not env.conn.poll(timeout):
+                return InvocationResult(
+                    error="timeout", detail=f"Task timed out after {timeout:.2f} seconds",
+                    init_ms=init_ms,
+                )
+            kind, payload = env.conn.recv()
+        except (EOFError, OSError) as exc:
+            code = env.process.exitcode
+            return InvocationResult(
+                error="crash", detail=f"environment exited (exit code {code}): {exc!r}"
+            )
+        if kind == "ok":
+            return InvocationResult(response=payload, init_ms=init_ms)
+        return InvocationResult(error="error", detail=payload, init_ms=init_ms)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            busy = list(self._busy)
+        for env in idle:
+            env.stop()
+        for env in busy:
+            env.kill()
+
+    @property
+    def warm_environments(self) -> int:
+        with self._lock:
+            return len(self._idle) + len(self._busy)
+
+
+class FunctionPool:
+    """All functions of the gateway, created lazily by name."""
+
+    def __init__(self) -> None:
+        # Threads only wait on pipes; the work happens in the environments' processes.
+        self._executor = ThreadPoolExecutor(max_workers=128, thread_name_prefix="invoke")
+        self._functions: dict[str, LambdaFunction] = {}
+
+    def add(self, config: FunctionConfig) -> LambdaFunction:
+        function = LambdaFunction(config, self._executor)
+        self._functions[config.name] = function
+        return function
+
+    def get(self, name: str) -> LambdaFunction:
+        return self._functions[name]
+
+    def close(self) -> None:
+        for function in self._functions.values():
+            function.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
