@@ -130,7 +130,7 @@ class ChatApi(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         # An own role instead of the default one: the default attaches the managed
-        # AWSLambdaBasicExecutionRole (logs:* on every log group); this one may write
+        # AWSLambdaBasicExecutionRole (log writes to any log group); this one may write
         # only to its own log group.
         role = iam.Role(
             self,

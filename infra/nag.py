@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, DefaultStackSynthesizer, Stack, Validations
 from constructs import IConstruct
 
 if TYPE_CHECKING:
     from infra.stack import ChatStack
 
 PACK = "AwsSolutions"
+BOOTSTRAP_QUALIFIER_CONTEXT = "@aws-cdk/core:bootstrapQualifier"
 
 
 def _ack(scope: IConstruct, rule: str, reason: str) -> None:
@@ -36,8 +37,9 @@ def acknowledge_findings(stack: ChatStack) -> None:
         api.stage,
         "APIG1",
         "WebSocket access logs need the account-wide API Gateway CloudWatch role "
-        "(AWS::ApiGateway::Account), a singleton this stack must not take over; every "
-        "frame is logged by its function with the connection and request ids.",
+        "(AWS::ApiGateway::Account), a singleton this stack must not take over. Every "
+        "frame a function handles is logged with its connection and request ids; mock "
+        "pings show in the stage's CloudWatch metrics.",
     )
     for role in api.roles.values():
         _ack(
@@ -97,6 +99,11 @@ def _acknowledge_bucket_deployment(stack: ChatStack, handler: IConstruct) -> Non
         "site bucket and invalidates the distribution."
     )
     bucket = _logical_id(stack, stack.frontend.bucket)
+    # The CDK assets bucket is named after the bootstrap qualifier (overridable by context).
+    qualifier = (
+        stack.node.try_get_context(BOOTSTRAP_QUALIFIER_CONTEXT)
+        or DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    )
     for finding in (
         "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
         "AWSLambdaBasicExecutionRole]",
@@ -106,7 +113,7 @@ def _acknowledge_bucket_deployment(stack: ChatStack, handler: IConstruct) -> Non
         "IAM5[Action::s3:DeleteObject*]",
         "IAM5[Action::s3:Abort*]",
         f"IAM5[Resource::<{bucket}.Arn>/*]",
-        "IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-"
+        f"IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-{qualifier}-assets-<AWS::AccountId>-"
         "<AWS::Region>/*]",
         # cloudfront:CreateInvalidation/GetInvalidation have no resource-level permissions.
         "IAM5[Resource::*]",
@@ -116,8 +123,6 @@ def _acknowledge_bucket_deployment(stack: ChatStack, handler: IConstruct) -> Non
 
 
 def _logical_id(stack: Stack, construct: IConstruct) -> str:
-    from aws_cdk import CfnElement
-
     default = construct.node.default_child
     assert isinstance(default, CfnElement)
     return stack.get_logical_id(default)

@@ -155,7 +155,8 @@ def test_mock_route_answers_without_lambda(resources: dict[str, Any], key: str) 
     integration = resources[integration_id]["Properties"]
     assert integration["IntegrationType"] == "MOCK"
     assert json.loads(integration["RequestTemplates"]["$default"]) == {"statusCode": 200}
-    # Without a route response API Gateway would swallow the mock's reply.
+    # Without a route response (two-way route) API Gateway would swallow the mock's reply.
+    assert api_route["Properties"]["RouteResponseSelectionExpression"] == "$default"
     assert any(
         rr["Properties"]["RouteId"] == {"Ref": route_id}
         and rr["Properties"]["RouteResponseKey"] == "$default"
