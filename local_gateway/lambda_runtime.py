@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
@@ -61,6 +62,7 @@ class FunctionConfig:
     timeout_s: float = 10.0
     max_concurrency: int = 10
     extra_sys_path: tuple[str, ...] = ()
+    quiet: bool = True  # hide Powertools' "No application metrics" warning on every call
 
 
 @dataclass
@@ -109,6 +111,9 @@ def _worker_main(conn: Connection, config: FunctionConfig) -> None:
             del os.environ[key]
     os.environ.update(config.environment)
     sys.path[:0] = list(config.extra_sys_path)
+    if config.quiet:
+        # Metrics are disabled locally, so every invocation would warn about it.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     started = time.monotonic()
     handler = None

@@ -35,6 +35,7 @@ import logging
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,9 +122,9 @@ class _Connection:
 
 @dataclass
 class _Stats:
-    invocations: int = 0
+    invocations: int = 0  # finished
     errors: int = 0
-    started: float = field(default_factory=time.monotonic)
+    by_route: Counter[str] = field(default_factory=Counter)  # started, per route key
 
 
 class Gateway:
@@ -267,6 +268,7 @@ class Gateway:
                 timeout_s=s.handler_timeout_s,
                 max_concurrency=s.max_concurrency,
                 extra_sys_path=s.extra_sys_path,
+                quiet=not s.verbose,
             )
             self._by_route[route.key] = self._functions.add(config)
 
@@ -496,6 +498,7 @@ class Gateway:
         self, route_key: str, event: dict[str, Any], info: ConnectionInfo, request_id: str
     ) -> InvocationResult:
         function = self._by_route[route_key]
+        self.stats.by_route[route_key] += 1
         if self.settings.verbose:
             log.info("event %s %s", route_key, json.dumps(event, ensure_ascii=False))
         lambda_request_id = str(uuid.uuid4())

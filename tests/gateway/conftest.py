@@ -1,0 +1,158 @@
+"""Fixtures for the local gateway's tests: gateways on free ports and a small client.
+
+Gateways run in a thread of the test process (``local_gateway.testing.GatewayThread``)
+unless a test is about the command itself. The handlers are either the real ones
+(``chat.routes.ROUTES``) or the test-only ones in ``fake_handlers`` (to make a handler
+raise, hang, or report what it was given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from chat.routes import Route
+from local_gateway.server import REPO_ROOT, Settings
+from local_gateway.testing import GatewayThread
+
+FAKE = "tests.gateway.fake_handlers."
+
+
+def fake_route(key: str, handler: str, *, connections: str = "read_write",
+               messages: str = "read_write") -> Route:
+    return Route(key, FAKE + handler, connections, messages, True)  # type: ignore[arg-type]
+
+
+FAKE_ROUTES = (
+    fake_route("$connect", "connect"),
+    fake_route("$disconnect", "disconnect"),
+    fake_route("$default", "default"),
+    fake_route("echo", "echo"),
+    # Touches no table: its environment must not name any.
+    fake_route("echo_bare", "echo", connections="none", messages="none"),
+    fake_route("boom", "boom"),
+    fake_route("slow", "slow"),
+    fake_route("manage", "manage"),
+    fake_route("store", "store"),
+    fake_route("record", "get_record"),
+)
+
+
+def fake_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "port": 0,
+        "state_dir": None,
+        "handler_timeout_s": 1.5,
+        "extra_sys_path": (str(REPO_ROOT),),
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+def fake_gateway(**overrides: Any) -> GatewayThread:
+    ids = overrides.pop("connection_ids", None)
+    kwargs: dict[str, Any] = {"routes": FAKE_ROUTES}
+    if ids is not None:
+        kwargs["connection_ids"] = ids
+    return GatewayThread(fake_settings(**overrides), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def fake_gw() -> Iterator[GatewayThread]:
+    with fake_gateway() as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def chat_gw() -> Iterator[GatewayThread]:
+    """The real handlers (chat.routes.ROUTES) behind a gateway, no state file."""
+    with GatewayThread(Settings(port=0, state_dir=None)) as gw:
+        yield gw
+
+
+class Client:
+    """A WebSocket client speaking JSON, with patient, bounded receives."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.skipped: list[dict[str, Any]] = []
+
+    def send(self, frame: dict[str, Any] | str) -> None:
+        self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def recv(self, timeout: float = 10) -> dict[str, Any]:
+        return json.loads(self.ws.recv(timeout=timeout))
+
+    def recv_until(self, predicate: Callable[[dict[str, Any]], bool],
+                   timeout: float = 10) -> dict[str, Any]:
+        """The next event matching ``predicate``; others are kept in ``skipped``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.recv(timeout=max(0.01, deadline - time.monotonic()))
+            if predicate(event):
+                return event
+            self.skipped.append(event)
+
+    def recv_type(self, type_: str, timeout: float = 10) -> dict[str, Any]:
+        return self.recv_until(lambda e: e.get("type") == type_, timeout)
+
+    def request(self, frame: dict[str, Any] | str, type_: str) -> dict[str, Any]:
+        self.send(frame)
+        return self.recv_type(type_)
+
+    def assert_silent(self, seconds: float = 0.4) -> None:
+        """Nothing arrives for ``seconds`` (used after a round trip proved delivery)."""
+        try:
+            event = self.ws.recv(timeout=seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected event: {event}")
+
+    def wait_closed(self, timeout: float = 10) -> tuple[int | None, str]:
+        """Read until the server closes; returns (close code, reason)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+        except ConnectionClosed:
+            pass
+        rcvd = self.ws.protocol.close_rcvd
+        return (rcvd.code, rcvd.reason) if rcvd else (None, "")
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def close_without_status(self) -> None:
+        """Send a close frame with no status code (websockets' public close() always
+        sends one), as some browsers and tools do."""
+        with contextlib.suppress(ConnectionClosed), self.ws.send_context():
+            self.ws.protocol.send_close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_client(url: str, query: str = "", **kwargs: Any) -> Client:
+    full = f"{url}?{query}" if query else url
+    return Client(connect(full, open_timeout=15, close_timeout=2, legacy=True, **kwargs))
+
+
+def unique_room() -> str:
+    return "r-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
