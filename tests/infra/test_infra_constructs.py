@@ -1,12 +1,15 @@
-"""Construct-level checks that need no full app synth: the destroy flag, the handlers."""
+"""Checks that need no full app synth: the destroy flag, the handlers, the nag guard."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from aws_cdk import Stack
+import pytest
+from aws_cdk import App, Stack, Validations
+from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
 from chat.routes import ROUTES
 
 from infra.data import ChatTables
@@ -46,3 +49,13 @@ def test_every_route_handler_exists_in_the_code_asset() -> None:
             if isinstance(target, ast.Name)
         }
         assert name in defined, f"{route.key}: {route.handler} not defined"
+
+
+def test_an_unacknowledged_nag_error_fails_synth(tmp_path: Path) -> None:
+    """The guard the app relies on: cdk-nag 3.x as a validation plugin stops the synth."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Probe")
+    s3.Bucket(stack, "Plain")  # no TLS enforcement, no access logs: AwsSolutions-S1/S10
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(RuntimeError, match=r"ValidationFailed[\s\S]*AwsSolutions-S10"):
+        app.synth()
