@@ -50,7 +50,7 @@ def _client(endpoint_url: str, pool_size: int) -> Any:
         config=Config(
             connect_timeout=_CONNECT_TIMEOUT_S,
             read_timeout=_READ_TIMEOUT_S,
-            retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
             max_pool_connections=pool_size,
         ),
     )

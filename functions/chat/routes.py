@@ -46,22 +46,57 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("$connect", "chat.handlers.connect", "read_write", "none", True,
-          "Validate username/room, record the connection, announce the join"),
-    Route("$disconnect", "chat.handlers.disconnect", "read_write", "none", True,
-          "Forget the connection, announce the leave"),
-    Route("$default", "chat.handlers.default", "none", "none", True,
-          "Answer frames with bad JSON or an unknown action"),
+    Route(
+        "$connect",
+        "chat.handlers.connect",
+        "read_write",
+        "none",
+        True,
+        "Validate username/room, record the connection, announce the join",
+    ),
+    Route(
+        "$disconnect",
+        "chat.handlers.disconnect",
+        "read_write",
+        "none",
+        True,
+        "Forget the connection, announce the leave",
+    ),
+    Route(
+        "$default",
+        "chat.handlers.default",
+        "none",
+        "none",
+        True,
+        "Answer frames with bad JSON or an unknown action",
+    ),
     # read_write on Connections: the per-connection rate limit and removing gone peers.
-    Route("new_message", "chat.handlers.new_message", "read_write", "read_write", True,
-          "Store a message once and broadcast it to the room"),
-    Route("history", "chat.handlers.history", "read", "read", True,
-          "Page through a room's messages, newest first"),
-    Route("who", "chat.handlers.who", "read", "none", True,
-          "List the users online in the room"),
+    Route(
+        "new_message",
+        "chat.handlers.new_message",
+        "read_write",
+        "read_write",
+        True,
+        "Store a message once and broadcast it to the room",
+    ),
+    Route(
+        "history",
+        "chat.handlers.history",
+        "read",
+        "read",
+        True,
+        "Page through a room's messages, newest first",
+    ),
+    Route("who", "chat.handlers.who", "read", "none", True, "List the users online in the room"),
     # read_write on Connections: removing peers that answer 410 Gone.
-    Route("typing", "chat.handlers.typing", "read_write", "none", True,
-          "Tell the room's other connections that someone is typing"),
+    Route(
+        "typing",
+        "chat.handlers.typing",
+        "read_write",
+        "none",
+        True,
+        "Tell the room's other connections that someone is typing",
+    ),
 )
 
 # Routes API Gateway answers itself (a MOCK integration): route key -> the JSON reply.

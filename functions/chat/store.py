@@ -67,7 +67,7 @@ def _client() -> Any:
         config=Config(
             connect_timeout=2,
             read_timeout=5,
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "total_max_attempts": 3},
         ),
     )
 

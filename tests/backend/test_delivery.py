@@ -1,0 +1,172 @@
+"""Fan-out and failure paths: 410 Gone, failing and throttled recipients, storage
+failures, the callback URL, the DynamoDB calls per message, and the logs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from urllib.parse import quote
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
+
+from chat import config, handlers
+from tests.backend.conftest import FakeGateway, items, messages_in, sample
+
+
+def test_gone_connection_is_removed_at_first_failed_post_and_others_still_receive(
+    gw: FakeGateway, aws, recorder
+) -> None:
+    alice, bob, ghost = gw.join("alice"), gw.join("bob"), gw.join("ghost")
+    gw.take(alice), gw.take(bob)
+    recorder.gone.add(ghost)  # its $disconnect never came
+    recorder.attempts.clear()
+
+    gw.send(alice, {"action": "new_message", "text": "anyone?"})
+
+    assert [e["text"] for e in gw.take(alice) if e["type"] == "message"] == ["anyone?"]
+    assert [e["type"] for e in gw.take(bob)] == ["message", "presence"]
+    assert recorder.attempts[ghost] == 1  # not retried: gone is final
+    left = {i["pk"]["S"] + "|" + i["sk"]["S"] for i in items(aws, "chat-connections")}
+    assert not any(ghost in key for key in left)
+    # Later traffic no longer tries it.
+    gw.send(alice, {"action": "new_message", "text": "again"})
+    assert recorder.attempts[ghost] == 1
+    gw.send(alice, {"action": "who"})
+    assert next(e for e in gw.take(alice) if e["type"] == "who")["users"] == ["alice", "bob"]
+
+
+def test_leave_is_announced_for_a_gone_connection(gw: FakeGateway, aws, recorder) -> None:
+    alice, ghost = gw.join("alice"), gw.join("ghost")
+    gw.take(alice)
+    recorder.gone.add(ghost)
+    gw.send(alice, {"action": "typing"})  # only ghost is a recipient; nobody is told
+    gw.send(gw.join("bob"), {"action": "who"})
+    assert gw.take(alice) == [
+        {"type": "presence", "room": "general", "username": "bob", "event": "join"}
+    ]
+
+
+def test_one_failing_recipient_does_not_block_the_others(gw: FakeGateway, aws, recorder) -> None:
+    sender = gw.join("sender")
+    peers = [gw.join(f"peer{n}") for n in range(6)]
+    broken = peers[2]
+    recorder.failing.add(broken)
+    recorder.attempts.clear()
+    gw.send(sender, {"action": "new_message", "text": "fan out"})
+    for peer in peers:
+        texts = [e.get("text") for e in gw.take(peer) if e["type"] == "message"]
+        assert texts == ([] if peer == broken else ["fan out"])
+    assert recorder.attempts[broken] == 3  # 5xx retried by botocore, then given up
+    # A 5xx is not a 410: the connection is kept.
+    assert any(broken in i["sk"]["S"] for i in items(aws, "chat-connections"))
+
+
+def test_throttled_post_is_retried_with_backoff(gw: FakeGateway, aws, recorder) -> None:
+    alice, bob = gw.join("alice"), gw.join("bob")
+    gw.take(alice)
+    recorder.throttle[bob] = 2  # two 429s, then success
+    recorder.attempts.clear()
+    gw.send(alice, {"action": "new_message", "text": "eventually"})
+    assert [e["text"] for e in gw.take(bob)] == ["eventually"]
+    assert recorder.attempts[bob] == 3
+
+
+def test_storage_failure_gives_internal_error_and_broadcasts_nothing(gw: FakeGateway, aws) -> None:
+    alice, bob = gw.join("alice"), gw.join("bob")
+    gw.take(alice)
+    aws.delete_table(TableName="chat-messages")  # DynamoDB now fails every write
+    gw.send(alice, {"action": "new_message", "text": "lost?", "client_id": "c-9"})
+    [error] = gw.take(alice)
+    assert (error["type"], error["code"], error["client_id"]) == ("error", "internal", "c-9")
+    assert "Traceback" not in error["message"] and "chat-messages" not in error["message"]
+    assert gw.take(bob) == []
+
+
+def test_unexpected_failure_never_leaks_a_stack_trace(gw: FakeGateway, aws, json_logs) -> None:
+    alice = gw.join("alice")
+    aws.delete_table(TableName="chat-connections")
+    response = gw.send(alice, {"action": "who", "client_id": "w1"})
+    assert response == {"statusCode": 200}
+    [error] = gw.take(alice)
+    assert (error["code"], error["client_id"]) == ("internal", "w1")
+    assert "Traceback" not in json.dumps(error)
+    assert any("Traceback" in line.get("exception", "") for line in json_logs())  # logged
+
+
+def test_dynamodb_calls_for_one_message_to_a_room_of_50(gw: FakeGateway, aws) -> None:
+    members = [gw.join(f"user{n}", "big") for n in range(50)]
+    calls: Counter[str] = Counter()
+
+    def count(model, **_kwargs) -> None:
+        calls[model.name] += 1
+
+    db = handlers._store()._db
+    db.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        gw.send(members[0], {"action": "new_message", "text": "hello fifty", "client_id": "b1"})
+    finally:
+        db.meta.events.unregister("before-call.dynamodb.*", count)
+
+    writes = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+    assert calls["Query"] == 1
+    assert sum(n for op, n in calls.items() if op in writes) <= 2
+    assert calls["Scan"] == 0
+    assert all(
+        [e["text"] for e in gw.take(m) if e["type"] == "message"] == ["hello fifty"]
+        for m in members
+    )
+
+
+def test_callback_url_falls_back_to_api_id_region_and_stage_not_domain_name(
+    aws, recorder, monkeypatch
+) -> None:
+    """Without CALLBACK_URL the endpoint is built from the event (custom domain ignored)."""
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    monkeypatch.setenv("CALLBACK_URL", "")
+    config.settings.cache_clear()
+    gw = FakeGateway(recorder, domain="chat.example.com")  # a custom domain
+    alice = gw.join("alice")
+    gw.send(alice, {"action": "who"})
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    posted = backend.connections[quote(alice, safe="")].data  # moto keys the raw path
+    assert json.loads(posted) == {"type": "who", "room": "general", "users": ["alice"]}
+    assert recorder.take(alice) == []
+    event = APIGatewayWebSocketEvent(sample("Message"))
+    event.raw_event["requestContext"].update(apiId="abc123", stage="prod", domainName="x.io")
+    assert handlers.callback_url(event) == "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+
+
+def test_logs_are_json_with_connection_route_and_request_ids(
+    gw: FakeGateway, aws, capsys, json_logs
+) -> None:
+    alice = gw.join("alice")
+    json_logs()
+    capsys.readouterr()
+    gw.send(alice, {"action": "new_message", "text": "log me", "client_id": "l1"})
+    gw.send(alice, {"action": "nope"})
+    logs = json_logs()
+    assert logs
+    for line in logs:
+        assert line["connection_id"] == alice
+        assert line["route"] in {"new_message", "$default"}
+        assert line["request_id"] and line["correlation_id"] == line["request_id"]
+        assert line["function_request_id"]
+    emf = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    assert emf and emf[0]["MessagesStored"] == [1.0] and emf[0]["Recipients"] == [1.0]
+
+
+@pytest.mark.parametrize("stale_room", ["general"])
+def test_expired_membership_is_ignored(gw: FakeGateway, aws, stale_room) -> None:
+    """TTL deletes lazily: an expired member must not receive posts meanwhile."""
+    alice, old = gw.join("alice"), gw.join("old")
+    aws.update_item(
+        TableName="chat-connections",
+        Key={"pk": {"S": f"ROOM#{stale_room}"}, "sk": {"S": f"CONN#{old}"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    gw.send(alice, {"action": "new_message", "text": "x"})
+    assert gw.take(old) == []
+    assert len(messages_in(aws)) == 1

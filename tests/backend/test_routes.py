@@ -1,0 +1,328 @@
+"""Every route and every error code of PROTOCOL.md, through the real handlers.
+
+Each test drives the handlers with API Gateway-shaped events, stores in moto and reads
+what was posted back from a real HTTP ``@connections`` endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.backend.conftest import FakeGateway, items, messages_in
+
+ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+# --- $connect ---------------------------------------------------------------------------
+
+
+def test_connect_records_identity_and_announces_join_to_others_only(gw: FakeGateway, aws) -> None:
+    alice = gw.join("alice", "lobby")
+    bob = gw.join("bob", "lobby")
+    carol = gw.join("carol", "other")
+
+    assert gw.take(alice) == [
+        {"type": "presence", "room": "lobby", "username": "bob", "event": "join"}
+    ]
+    # Nothing is posted to a connection during its own $connect; other rooms hear nothing.
+    assert gw.take(bob) == []
+    assert gw.take(carol) == []
+    stored = {i["pk"]["S"]: i for i in items(aws, "chat-connections") if i["sk"]["S"] == "CONN"}
+    assert stored[f"CONN#{bob}"]["username"]["S"] == "bob"
+    assert stored[f"CONN#{bob}"]["room"]["S"] == "lobby"
+    assert (
+        int(stored[f"CONN#{bob}"]["expires_at"]["N"])
+        > int(stored[f"CONN#{bob}"]["connected_at"]["N"]) // 1000 + 2 * 3600
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"username": ""},
+        {"username": "<b>"},
+        {"username": "a" * 33},
+        {"username": "ana bob"},
+        {"username": "alice", "room": "Lobby"},
+        {"username": "alice", "room": "r" * 49},
+        {"username": "alice", "room": "lob_by"},
+        {"room": "general"},
+    ],
+)
+def test_connect_refuses_bad_input_with_400_and_stores_nothing(gw: FakeGateway, aws, query) -> None:
+    _, response = gw.connect(query=query)
+    assert response["statusCode"] == 400
+    assert "Traceback" not in response.get("body", "")
+    assert items(aws, "chat-connections") == []
+
+
+def test_connect_accepts_unicode_names_nfc_normalized_and_defaults_room(
+    gw: FakeGateway, aws
+) -> None:
+    decomposed = "jose\u0301"  # e + combining acute: NFC makes it "josé"
+    cid, response = gw.connect(query={"username": decomposed, "room": ""})
+    assert response["statusCode"] == 200
+    gw.send(cid, {"action": "who"})
+    assert gw.take(cid) == [{"type": "who", "room": "general", "users": ["josé"]}]
+    for name in ("ana_1", "Zoë.x-2", "a" * 32, "名前"):
+        assert gw.connect(name)[1]["statusCode"] == 200
+
+
+# --- $disconnect ------------------------------------------------------------------------
+
+
+def test_disconnect_removes_connection_announces_leave_and_is_idempotent(
+    gw: FakeGateway, aws
+) -> None:
+    alice = gw.join("alice")
+    bob = gw.join("bob")
+    gw.take(alice)
+
+    assert gw.disconnect(bob)["statusCode"] == 200
+    assert gw.take(alice) == [
+        {"type": "presence", "room": "general", "username": "bob", "event": "leave"}
+    ]
+    assert gw.disconnect(bob)["statusCode"] == 200  # late duplicate: nothing happens
+    assert gw.take(alice) == []
+    remaining = {i["pk"]["S"] + i["sk"]["S"] for i in items(aws, "chat-connections")}
+    assert not any(bob in key for key in remaining)
+
+
+# --- new_message ------------------------------------------------------------------------
+
+
+def test_message_reaches_whole_room_sender_included_and_no_other_room(gw: FakeGateway, aws) -> None:
+    alice, bob = gw.join("alice", "lobby"), gw.join("bob", "lobby")
+    carol = gw.join("carol", "kitchen")
+    gw.take(alice)
+
+    gw.send(alice, {"action": "new_message", "text": "  hola  ", "client_id": "c-1"})
+
+    got_alice, got_bob = gw.take(alice), gw.take(bob)
+    assert got_alice == got_bob and len(got_alice) == 1
+    event = got_alice[0]
+    assert set(event) == {"type", "id", "room", "username", "text", "created_at", "client_id"}
+    assert event["type"] == "message" and event["room"] == "lobby"
+    assert event["username"] == "alice" and event["text"] == "hola" and event["client_id"] == "c-1"
+    assert ID.fullmatch(event["id"]) and TIME.fullmatch(event["created_at"])
+    assert gw.take(carol) == []
+    assert [m["text"]["S"] for m in messages_in(aws)] == ["hola"]
+
+
+def test_client_id_is_echoed_only_when_given_and_null_means_absent(gw: FakeGateway, aws) -> None:
+    alice = gw.join("alice")
+    gw.send(alice, {"action": "new_message", "text": "one"})
+    gw.send(alice, {"action": "new_message", "text": "two", "client_id": None})
+    events = gw.take(alice)
+    assert [e["text"] for e in events] == ["one", "two"]
+    assert all("client_id" not in e for e in events)
+    assert events[0]["id"] < events[1]["id"]  # ids sort by time
+
+
+def test_identity_comes_from_the_connection_never_from_the_frame(gw: FakeGateway, aws) -> None:
+    mallory = gw.join("mallory", "lobby")
+    alice = gw.join("alice", "vip")
+    gw.send(mallory, {"action": "new_message", "text": "hi", "username": "alice", "room": "vip"})
+    [event] = gw.take(mallory)
+    assert event["username"] == "mallory" and event["room"] == "lobby"
+    assert gw.take(alice) == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "echo"),
+    [
+        ({"action": "new_message"}, None),
+        ({"action": "new_message", "text": 5, "client_id": "c-2"}, "c-2"),
+        ({"action": "new_message", "text": "   \n\t ", "client_id": "c-3"}, "c-3"),
+        ({"action": "new_message", "text": "x" * 4001}, None),
+        ({"action": "new_message", "text": "ok", "client_id": ""}, None),
+        ({"action": "new_message", "text": "ok", "client_id": "c" * 65}, None),
+        ({"action": "new_message", "text": "ok", "client_id": 7}, None),
+        ({"action": "new_message", "text": "\ud800"}, None),
+    ],
+)
+def test_invalid_message_gets_an_error_and_nothing_is_stored(
+    gw: FakeGateway, aws, frame, echo
+) -> None:
+    alice, bob = gw.join("alice"), gw.join("bob")
+    gw.take(alice)
+    gw.send(alice, frame)
+    [error] = gw.take(alice)
+    assert error["type"] == "error" and error["code"] == "invalid_message"
+    assert error["message"]
+    assert error.get("client_id") == echo and ("client_id" in error) == (echo is not None)
+    assert gw.take(bob) == []
+    assert messages_in(aws) == []
+
+
+def test_text_limit_counts_code_points_after_trimming(gw: FakeGateway, aws) -> None:
+    alice = gw.join("alice")
+    text = "é" * 4000  # 8000 bytes of UTF-8, 4000 code points
+    gw.send(alice, {"action": "new_message", "text": f"\n {text} \n"})
+    [event] = gw.take(alice)
+    assert event["type"] == "message" and event["text"] == text
+
+
+def test_retry_with_same_client_id_is_stored_and_broadcast_once(gw: FakeGateway, aws) -> None:
+    alice, bob = gw.join("alice"), gw.join("bob")
+    gw.take(alice)
+    frame = {"action": "new_message", "text": "only once", "client_id": "retry-1"}
+    gw.send(alice, frame)
+    [original] = gw.take(alice)
+    assert len(gw.take(bob)) == 1
+
+    gw.send(alice, frame)  # same connection
+    assert gw.take(alice) == [original]
+    # A reconnect is a new connection: the retry is still recognised.
+    gw.disconnect(alice)
+    alice2 = gw.join("alice")
+    gw.take(bob)
+    gw.send(alice2, frame)
+    assert gw.take(alice2) == [original]
+    assert gw.take(bob) == []
+    assert len(messages_in(aws)) == 1
+
+
+def test_same_client_id_from_another_user_or_room_is_another_message(gw: FakeGateway, aws) -> None:
+    alice, bob = gw.join("alice"), gw.join("bob")
+    alice_kitchen = gw.join("alice", "kitchen")
+    frame = {"action": "new_message", "text": "hi", "client_id": "shared"}
+    for cid in (alice, bob, alice_kitchen):
+        gw.send(cid, frame)
+    assert len(messages_in(aws)) == 3
+
+
+def test_rate_limit_refuses_frames_over_the_configured_rate(
+    gw: FakeGateway, aws, monkeypatch
+) -> None:
+    from chat import config
+
+    monkeypatch.setenv("RATE_LIMIT_MESSAGES", "3")
+    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")  # no window edge mid-test
+    config.settings.cache_clear()
+    alice, bob = gw.join("alice"), gw.join("bob")
+    gw.take(alice)
+    for n in range(5):
+        gw.send(alice, {"action": "new_message", "text": f"m{n}", "client_id": f"c{n}"})
+    events = gw.take(alice)
+    assert [e.get("text") for e in events[:3]] == ["m0", "m1", "m2"]
+    assert [(e["type"], e["code"], e["client_id"]) for e in events[3:]] == [
+        ("error", "rate_limited", "c3"),
+        ("error", "rate_limited", "c4"),
+    ]
+    assert len(gw.take(bob)) == 3
+    assert len(messages_in(aws)) == 3
+    # The limit is per connection: bob is unaffected.
+    gw.send(bob, {"action": "new_message", "text": "bob here"})
+    assert gw.take(bob)[0]["text"] == "bob here"
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+def test_history_pages_newest_first_and_replies_oldest_first(gw: FakeGateway, aws) -> None:
+    alice = gw.join("alice", "lobby")
+    other = gw.join("zed", "elsewhere")
+    gw.send(other, {"action": "new_message", "text": "not in lobby"})
+    for n in range(7):
+        gw.send(alice, {"action": "new_message", "text": f"m{n}"})
+    gw.take(alice)
+
+    gw.send(alice, {"action": "history", "limit": 3})
+    [page1] = gw.take(alice)
+    assert page1["type"] == "history" and page1["room"] == "lobby"
+    assert [m["text"] for m in page1["messages"]] == ["m4", "m5", "m6"]
+    assert page1["before"] is not None
+
+    gw.send(alice, {"action": "history", "limit": 3, "before": page1["before"]})
+    [page2] = gw.take(alice)
+    assert [m["text"] for m in page2["messages"]] == ["m1", "m2", "m3"]
+
+    gw.send(alice, {"action": "history", "limit": 3, "before": page2["before"]})
+    [page3] = gw.take(alice)
+    assert [m["text"] for m in page3["messages"]] == ["m0"]
+    assert page3["before"] is None
+    for message in page1["messages"] + page2["messages"] + page3["messages"]:
+        assert {"id", "room", "username", "text", "created_at"} <= set(message)
+
+
+def test_history_defaults_to_50_and_empty_room_ends_with_null(gw: FakeGateway, aws) -> None:
+    alice = gw.join("alice", "quiet")
+    gw.send(alice, {"action": "history"})
+    assert gw.take(alice) == [{"type": "history", "room": "quiet", "messages": [], "before": None}]
+    gw.send(alice, {"action": "history", "limit": None, "before": None})
+    assert gw.take(alice)[0]["messages"] == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "history", "limit": 0},
+        {"action": "history", "limit": 101},
+        {"action": "history", "limit": "5"},
+        {"action": "history", "limit": True},
+        {"action": "history", "limit": 5.5},
+        {"action": "history", "before": "not-a-cursor", "client_id": "h1"},
+        {"action": "history", "before": 12},
+    ],
+)
+def test_history_refuses_bad_fields(gw: FakeGateway, aws, frame) -> None:
+    alice = gw.join("alice")
+    gw.send(alice, frame)
+    [error] = gw.take(alice)
+    assert (error["type"], error["code"]) == ("error", "invalid_message")
+    assert error.get("client_id") == frame.get("client_id")
+
+
+# --- who, typing, $default --------------------------------------------------------------
+
+
+def test_who_lists_each_user_once_sorted_by_code_point(gw: FakeGateway, aws) -> None:
+    zoe = gw.join("zoe")
+    gw.join("Bob")
+    gw.join("alice")
+    gw.join("alice")  # a second tab
+    gw.join("émile")
+    gw.join("yann", "elsewhere")
+    gw.send(zoe, {"action": "who"})
+    who = [e for e in gw.take(zoe) if e["type"] == "who"]
+    assert who == [{"type": "who", "room": "general", "users": ["Bob", "alice", "zoe", "émile"]}]
+
+
+def test_typing_goes_to_the_others_in_the_room_and_is_not_stored(gw: FakeGateway, aws) -> None:
+    alice, bob = gw.join("alice"), gw.join("bob")
+    carol = gw.join("carol", "elsewhere")
+    gw.take(alice)
+    gw.send(alice, {"action": "typing"})
+    assert gw.take(bob) == [{"type": "typing", "room": "general", "username": "alice"}]
+    assert gw.take(alice) == [] and gw.take(carol) == []
+    assert messages_in(aws) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "echo"),
+    [
+        ("not json", "invalid_json", None),
+        ("", "invalid_json", None),
+        ("[1, 2]", "invalid_json", None),
+        ('"new_message"', "invalid_json", None),
+        ("null", "invalid_json", None),
+        ('{"text": "no action"}', "unknown_action", None),
+        ('{"action": "dance", "client_id": "d1"}', "unknown_action", "d1"),
+        ('{"action": 5}', "unknown_action", None),
+    ],
+)
+def test_default_route_answers_bad_json_and_unknown_actions(
+    gw: FakeGateway, aws, body, code, echo
+) -> None:
+    alice = gw.join("alice")
+    response = gw.send(alice, body)
+    assert response["statusCode"] == 200
+    [error] = gw.take(alice)
+    assert (error["type"], error["code"]) == ("error", code)
+    assert error.get("client_id") == echo
+    assert messages_in(aws) == []
