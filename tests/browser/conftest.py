@@ -1,0 +1,226 @@
+"""Fixtures for the browser tests: Debian's Chromium through Playwright (sync API), and a
+local gateway subprocess per test module (or per test, for the restart test).
+
+Chromium comes from apt (`.ci/run` installs it), not from `playwright install`: the
+tests find it through ``CHROMIUM_PATH`` (default ``/usr/bin/chromium``). Without it they
+skip, saying how to install it; with ``CI=true`` they fail instead, so CI cannot pass
+without having driven a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# A shared, noisy 2-core machine: wait on conditions, and wait generously.
+TIMEOUT_MS = 20_000
+GATEWAY_START_S = 60.0
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _unavailable(reason: str) -> None:
+    how = (
+        f"{reason}. Install Debian's Chromium (`sudo apt-get install -y chromium`) or point "
+        "CHROMIUM_PATH at a Chromium binary; the Python side is `pip install -e '.[dev]'`."
+    )
+    if IN_CI:
+        pytest.fail(f"CI=true and the browser tests cannot run: {how}", pytrace=False)
+    pytest.skip(how)
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Gateway:
+    """`python -m local_gateway` on a fixed port and state dir, so it can be restarted."""
+
+    port: int
+    state_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        with urllib.request.urlopen(self.url + "config.json", timeout=5) as r:
+            return json.load(r)["websocketUrl"]
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local_gateway", "--port", str(self.port),
+             "--state-dir", str(self.state_dir)],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + GATEWAY_START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"local gateway exited {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + "config.json", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"local gateway not ready after {GATEWAY_START_S} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Gateway]]:
+    started: list[Gateway] = []
+
+    def make() -> Gateway:
+        base = tmp_path_factory.mktemp("gateway")
+        gw = Gateway(free_port(), base / "state", base / "gateway.log")
+        gw.state_dir.mkdir()
+        gw.start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_factory: Callable[[], Gateway]) -> Gateway:
+    """One gateway shared by a module's tests; each test uses its own room."""
+    return gateway_factory()
+
+
+# ---------------------------------------------------------------- the browser
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        _unavailable(f"Chromium not found at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright Python package is not installed")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _expect_timeout() -> None:
+    try:
+        from playwright.sync_api import expect
+    except ImportError:
+        return
+    expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def new_page(browser) -> Iterator[Callable[..., object]]:
+    """Open a page in a fresh browser context (its own storage: one person per context).
+
+    Every page records the dialogs it raised (``page.dialogs``) and its uncaught errors
+    (``page.errors``); a test fails if the page threw.
+    """
+    contexts = []
+    pages = []
+
+    def make(width: int = 1280, height: int = 800) -> object:
+        ctx = browser.new_context(viewport={"width": width, "height": height})
+        ctx.set_default_timeout(TIMEOUT_MS)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.dialogs = []
+        page.errors = []
+
+        def on_dialog(d):
+            page.dialogs.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        pages.append(page)
+        return page
+
+    yield make
+    errors = [e for p in pages for e in p.errors]
+    for ctx in contexts:
+        ctx.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def room_name(prefix: str) -> str:
+    """A fresh room per test: tests share a gateway but never each other's messages."""
+    return f"{prefix}-{os.urandom(3).hex()}"
+
+
+@pytest.fixture
+def room(request: pytest.FixtureRequest) -> str:
+    return room_name(request.node.name.removeprefix("test_").replace("_", "-")[:30])

@@ -1,0 +1,424 @@
+"""The chat page in a real browser against the local gateway: what a user sees and does.
+
+Each test uses a fresh room on a shared gateway; the restart test gets its own gateway.
+Assertions wait on conditions (Playwright's ``expect``), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from urllib.parse import quote, urlencode
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.browser.conftest import Gateway, room_name
+
+pw = pytest.importorskip("playwright.sync_api")
+expect = pw.expect
+Page = pw.Page
+
+PHONE = {"width": 375, "height": 740}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def join(page: Page, gateway: Gateway, username: str, room: str, *, query: str = "") -> None:
+    """Open the page, fill the join form, and wait until the room is live."""
+    page.goto(gateway.url + query)
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=room]").fill(room)
+    page.locator("#join-form button[type=submit]").click()
+    expect_online(page)
+
+
+def expect_online(page: Page) -> None:
+    expect(page.get_by_role("status")).to_have_text("Online")
+    # The first history reply has been rendered once "load older" or "start" is decided.
+    expect(page.locator("#history-start, #load-older").locator("visible=true")).to_have_count(1)
+
+
+def send(page: Page, text: str) -> None:
+    box = page.locator("textarea[name=text]")
+    box.fill(text)
+    box.press("Enter")
+
+
+def log(page: Page):
+    return page.get_by_role("log")
+
+
+def messages(page: Page):
+    """Confirmed messages: each carries the server's id in data-id."""
+    return log(page).locator("[data-id]")
+
+
+def message_with(page: Page, text: str):
+    exact = re.compile(f"^{re.escape(text)}$")
+    return messages(page).filter(has=page.locator(".body", has_text=exact))
+
+
+def texts(page: Page) -> list[str]:
+    return messages(page).locator(".body").all_text_contents()
+
+
+def ids(page: Page) -> list[str]:
+    return [m.get_attribute("data-id") for m in messages(page).all()]
+
+
+class WsClient:
+    """Another chat client speaking the raw protocol (what wscat would do)."""
+
+    def __init__(self, gateway: Gateway, username: str, room: str) -> None:
+        query = urlencode({"username": username, "room": room}, quote_via=quote)
+        self.username = username
+        self.url = f"{gateway.ws_url}?{query}"
+        self._stack = ExitStack()
+
+    def __enter__(self) -> WsClient:
+        self.ws: ClientConnection = self._stack.enter_context(connect(self.url, open_timeout=20))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def send(self, frame: dict) -> None:
+        self.ws.send(json.dumps(frame))
+
+    def recv_until(self, predicate: Callable[[dict], bool], timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if predicate(event):
+                return event
+
+    def say(self, text: str, client_id: str | None = None) -> dict:
+        frame = {"action": "new_message", "text": text}
+        if client_id:
+            frame["client_id"] = client_id
+        self.send(frame)
+        return self.recv_until(
+            lambda e: e.get("type") == "message" and e.get("username") == self.username
+            and e.get("text") == text
+        )
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_two_users_exchange_messages_and_another_room_sees_none(
+    gateway: Gateway, new_page, room: str, artifacts
+) -> None:
+    alice = new_page()
+    bob = new_page(**PHONE)
+    carol = new_page()
+    other_room = room_name("elsewhere")
+    join(alice, gateway, "alice", room)
+    join(bob, gateway, "bob", room)
+    join(carol, gateway, "carol", other_room)
+
+    send(alice, "hello bob")
+    expect(message_with(bob, "hello bob")).to_have_count(1)
+    send(bob, "hi alice, all good?")
+    expect(message_with(alice, "hi alice, all good?")).to_have_count(1)
+    # A multi-line message (Shift+Enter) with a word far wider than a phone.
+    box = alice.locator("textarea[name=text]")
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line " + "x" * 120)
+    expect(box).to_have_value("first line\nsecond line " + "x" * 120)
+    box.press("Enter")
+    expect(box).to_have_value("")
+    long_text = "first line\nsecond line " + "x" * 120
+    expect(messages(bob).filter(has_text="second line")).to_have_count(1)
+    assert texts(bob)[-1] == long_text
+
+    # Both sides hold the same messages, in the same order, each once, confirmed by id.
+    for page in (alice, bob):
+        expect(messages(page)).to_have_count(3)
+        assert texts(page) == ["hello bob", "hi alice, all good?", long_text]
+    assert ids(alice) == ids(bob)
+    assert ids(alice) == sorted(ids(alice))
+    # Own messages are distinguished; a second message of one author is grouped.
+    expect(message_with(alice, "hello bob")).to_have_class(re.compile(r"\bown\b"))
+    expect(message_with(bob, "hello bob")).not_to_have_class(re.compile(r"\bown\b"))
+    expect(message_with(bob, "hello bob").locator(".author")).to_have_text("alice")
+    expect(message_with(bob, "hello bob").locator("time")).to_have_attribute(
+        "datetime", re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    )
+    # Online lists: each room sees its own people.
+    expect(alice.get_by_label("Online", exact=True)).to_contain_text("bob")
+    expect(bob.get_by_label("Online", exact=True)).to_contain_text("alice")
+    expect(carol.get_by_label("Online", exact=True).locator("li")).to_have_count(1)
+
+    # Carol's room: she saw nothing of theirs, and her message does not reach them. Bob
+    # speaks after her message is confirmed, so once alice has his line she would already
+    # have carol's if it leaked.
+    send(carol, "anyone here?")
+    expect(message_with(carol, "anyone here?")).to_have_count(1)
+    send(bob, "barrier")
+    expect(message_with(alice, "barrier")).to_have_count(1)
+    assert texts(carol) == ["anyone here?"]
+    for page in (alice, bob):
+        expect(log(page)).not_to_contain_text("anyone here?")
+
+    # Readable at 375 px: nothing wider than the screen, the composer in view.
+    expect(message_with(bob, "barrier")).to_be_in_viewport()
+    assert bob.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    expect(bob.locator("textarea[name=text]")).to_be_in_viewport()
+    expect(bob.locator("#composer button[type=submit]")).to_be_in_viewport()
+
+    alice.screenshot(path=artifacts / "desktop.png")
+    bob.screenshot(path=artifacts / "phone-375.png")
+
+
+def test_join_form_validates_and_works_from_the_keyboard(gateway: Gateway, new_page, room) -> None:
+    page = new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(gateway.url + f"?username=jos%C3%A9&room={room}")
+    name, room_input = page.locator("input[name=username]"), page.locator("input[name=room]")
+    # Prefilled from the page URL.
+    expect(name).to_have_value("josé")
+    expect(room_input).to_have_value(room)
+
+    # Names and rooms $connect would refuse are explained and never tried.
+    name.fill("<b>")
+    page.locator("#join-form button[type=submit]").click()
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#username-hint")).to_contain_text("letters, digits")
+    expect(name).to_be_focused()
+    name.fill("a" * 33)
+    expect(page.locator("#username-hint")).to_contain_text("at most 32")
+    name.fill("ana_1")
+    room_input.fill("No Spaces!")
+    page.locator("#join-form button[type=submit]").click()
+    expect(room_input).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#room-hint")).to_contain_text("lowercase")
+    expect(page.locator("#chat-view")).to_be_hidden()
+    assert sockets == []
+
+    # Keyboard only: fix the room, Enter joins, focus lands in the composer, Enter sends.
+    room_input.fill(room)
+    room_input.press("Enter")
+    expect_online(page)
+    assert len(sockets) == 1
+    assert sockets[0].endswith(f"?username=ana_1&room={room}")
+    expect(page.locator("textarea[name=text]")).to_be_focused()
+    page.keyboard.type("typed, never clicked")
+    page.keyboard.press("Enter")
+    expect(message_with(page, "typed, never clicked")).to_have_count(1)
+
+
+def test_reload_shows_history_and_load_older_pages_back_in_order(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    # 56 messages: more than one 50-message page. Several connections share the work
+    # because the server allows 10 messages per 10 s per connection.
+    with ExitStack() as stack:
+        senders = [stack.enter_context(WsClient(gateway, f"seed{i}", room)) for i in range(8)]
+        for n in range(1, 57):
+            senders[n % 8].say(f"m{n:02d}")
+
+    page = new_page(height=600)
+    join(page, gateway, "dana", room)
+    # The newest page: m07..m56, oldest first, scrolled to the newest.
+    expect(messages(page)).to_have_count(50)
+    assert texts(page) == [f"m{n:02d}" for n in range(7, 57)]
+    expect(message_with(page, "m56")).to_be_in_viewport()
+    send(page, "dana was here")
+    expect(message_with(page, "dana was here")).to_have_count(1)
+
+    # Load older keeps what the reader is looking at in place.
+    page.locator("#scroller").evaluate("el => el.scrollTop = 0")
+    anchor = message_with(page, "m07")
+    top_before = anchor.bounding_box()["y"]
+    page.get_by_role("button", name="Load older messages").click()
+    expect(messages(page)).to_have_count(57)
+    assert texts(page) == [f"m{n:02d}" for n in range(1, 57)] + ["dana was here"]
+    assert abs(anchor.bounding_box()["y"] - top_before) < 4
+    expect(page.get_by_text(f"This is the start of #{room}.")).to_be_visible()
+    expect(page.get_by_role("button", name="Load older messages")).to_be_hidden()
+
+    # Reload: the form remembers the name (localStorage) and the room (address bar);
+    # joining again shows the history, including what this page sent.
+    page.reload()
+    expect(page.locator("input[name=username]")).to_have_value("dana")
+    expect(page.locator("input[name=room]")).to_have_value(room)
+    page.locator("#join-form button[type=submit]").click()
+    expect_online(page)
+    expect(messages(page)).to_have_count(50)
+    assert texts(page) == [f"m{n:02d}" for n in range(8, 57)] + ["dana was here"]
+    expect(message_with(page, "dana was here")).to_have_class(re.compile(r"\bown\b"))
+
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    '"><svg onload=alert(3)> & &amp; <b>bold</b> https://example.com/?a=1&b=<i>',
+]
+
+
+def test_hostile_text_is_shown_literally_and_runs_nothing(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    alice, bob = new_page(), new_page()
+    join(alice, gateway, "alice", room)
+    join(bob, gateway, "bob", room)
+    for text in HOSTILE:
+        send(alice, text)
+    expect(messages(bob)).to_have_count(len(HOSTILE))
+    assert texts(bob) == HOSTILE
+    # Live, and again from history after a reload.
+    bob.reload()
+    bob.locator("#join-form button[type=submit]").click()
+    expect_online(bob)
+    expect(messages(bob)).to_have_count(len(HOSTILE))
+    assert texts(bob) == HOSTILE
+    for page in (alice, bob):
+        for tag in ("img", "script", "svg", "b", "i", "a"):
+            expect(log(page).locator(tag)).to_have_count(0)
+        assert page.dialogs == []
+    # The policy that would stop an injection anyway: only self and the WebSocket.
+    csp = alice.locator('meta[http-equiv="Content-Security-Policy"]').get_attribute("content")
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert re.search(r"connect-src 'self' [^;]*ws://127\.0\.0\.1:\*", csp)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+
+
+def test_typing_indicator_and_online_list_follow_the_room(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    alice = new_page()
+    join(alice, gateway, "alice", room)
+    online = alice.get_by_label("Online", exact=True)
+    expect(online.locator("li")).to_have_text([re.compile("^alice")])
+
+    bob = new_page()
+    typing_frames: list[float] = []
+
+    def watch(ws) -> None:
+        ws.on("framesent", lambda payload: typing_frames.append(time.monotonic())
+              if '"typing"' in str(payload) else None)
+
+    bob.on("websocket", watch)
+    join(bob, gateway, "bob", room)
+    expect(online.locator("li")).to_have_text([re.compile("^alice"), re.compile("^bob")])
+    expect(bob.get_by_label("Online", exact=True).locator("li")).to_have_count(2)
+
+    # Bob types for a while: alice sees it, and bob sent at most one typing frame per 3 s.
+    typing = alice.locator("#typing")
+    box = bob.locator("textarea[name=text]")
+    started = time.monotonic()
+    box.press_sequentially("thinking about it", delay=60)
+    expect(typing).to_have_text("bob is typing…")
+    elapsed = time.monotonic() - started
+    assert 1 <= len(typing_frames) <= 1 + int(elapsed // 3)
+    # It disappears on its own about 5 s after the last typing event...
+    expect(typing).to_have_text("", timeout=15_000)
+    # ...and at once when bob's message arrives.
+    box.press_sequentially("!", delay=0)
+    expect(typing).to_have_text("bob is typing…")
+    box.press("Enter")
+    expect(message_with(alice, "thinking about it!")).to_have_count(1)
+    expect(typing).to_have_text("")
+
+    # Bob leaves: alice's list follows.
+    bob.context.close()
+    expect(online.locator("li")).to_have_text([re.compile("^alice")])
+
+
+def test_rejected_send_is_marked_failed_and_retry_reuses_the_client_id(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    page = new_page()
+    sent: list[dict] = []
+
+    def watch(ws) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+    join(page, gateway, "eve", room)
+    # The server allows 10 messages per 10 s per connection: the 11th is refused.
+    for n in range(1, 12):
+        send(page, f"burst {n}")
+    failed = log(page).locator(".msg.failed")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text("Not sent: sending too fast")
+    expect(failed).not_to_have_attribute("data-id", re.compile("."))
+    failed_text = failed.locator(".body").text_content()
+    expect(messages(page)).to_have_count(10)
+
+    # Retry until the rate window lets it through; every attempt carries the same client_id.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and failed.count():
+        failed.get_by_role("button", name="Retry").click()
+        expect(log(page).locator(".msg.pending")).to_have_count(0)
+        if failed.count():
+            page.wait_for_timeout(1000)  # the server's window moves with time, nothing to poll
+    expect(messages(page)).to_have_count(11)
+    expect(message_with(page, failed_text)).to_have_count(1)
+    attempts = [f for f in sent if f.get("action") == "new_message" and f["text"] == failed_text]
+    assert len(attempts) >= 2
+    assert len({f["client_id"] for f in attempts}) == 1
+
+
+def test_gateway_restart_reconnects_and_catches_up_without_duplicates(
+    gateway_factory, new_page, artifacts
+) -> None:
+    gw = gateway_factory()
+    room = room_name("restart")
+    page = new_page()
+    join(page, gw, "alice", room)
+    with WsClient(gw, "bob", room) as other:
+        other.say("before the restart")
+    send(page, "mine, before")
+    expect(messages(page)).to_have_count(2)
+    before_ids = ids(page)
+
+    gw.stop()
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("Reconnecting")
+    expect(status).to_have_attribute("data-state", "reconnecting")
+    # Hold the page off the network while the gateway comes back and bob speaks, so his
+    # message can only reach the page through the catch-up, not as a live event.
+    page.context.set_offline(True)
+    expect(status).to_have_text("Offline")
+    gw.start()
+    with WsClient(gw, "bob", room) as other:
+        missed = other.say("sent while you were away")
+        # Typed while offline: shown at once, sent when the connection is back.
+        send(page, "queued while offline")
+        expect(log(page).locator(".msg.pending")).to_contain_text("queued while offline")
+        page.screenshot(path=artifacts / "offline.png")
+        page.context.set_offline(False)
+        expect(status).to_have_text("Online")
+        expect(message_with(page, "sent while you were away")).to_have_count(1)
+        expect(message_with(page, "queued while offline")).to_have_count(1)
+        other.recv_until(
+            lambda e: e.get("type") == "message" and e["text"] == "queued while offline"
+        )
+    assert message_with(page, "sent while you were away").get_attribute("data-id") == missed["id"]
+    final_ids = ids(page)
+    assert len(final_ids) == len(set(final_ids)) == 4
+    assert final_ids[:2] == before_ids
+    expected = [
+        "before the restart", "mine, before", "sent while you were away", "queued while offline"
+    ]
+    assert texts(page) == expected
+
+    # A plain restart, nobody holding the page back: backoff finds the gateway again and
+    # the catch-up adds nothing twice.
+    gw.stop()
+    expect(status).to_contain_text("Reconnecting")
+    gw.start()
+    expect(status).to_have_text("Online", timeout=60_000)
+    send(page, "back again")
+    expect(message_with(page, "back again")).to_have_count(1)
+    assert texts(page) == [*expected, "back again"]
+    assert ids(page)[:4] == final_ids
