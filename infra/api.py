@@ -15,10 +15,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
-from chat.routes import MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route, function_environment
-from chat.tables import TableSpec
 from constructs import Construct
 
+from chat.routes import MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route, function_environment
+from chat.tables import TableSpec
 from infra.data import ChatTables
 from infra.settings import Settings
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
-from chat.tables import TABLES, TableSpec
 from constructs import Construct
+
+from chat.tables import TABLES, TableSpec
 
 
 class ChatTables(Construct):

@@ -54,9 +54,13 @@ class Frontend(Construct):
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
             ),
+            # North America + Europe edges: the cheapest class; others still reach the site.
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
         )
 
+        # The URL is a deploy-time token: BucketDeployment substitutes it into the file when
+        # it copies it. The config source goes last so it overwrites any config.json the
+        # frontend folder carries for local use.
         sources = [s3deploy.Source.json_data(CONFIG_KEY, {"websocketUrl": websocket_url})]
         # git keeps no empty folders: on a checkout where frontend/ has no files yet, the
         # stack still deploys (config.json only) instead of failing on an empty asset.

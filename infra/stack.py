@@ -27,11 +27,11 @@ class ChatStack(Stack):
 
         self.data = ChatTables(self, "Data", destroy=settings.destroy)
         self.chat_api = ChatApi(self, "Api", data=self.data, settings=settings)
+        websocket_url = self.chat_api.stage.url  # wss://{api}.execute-api.{region}.../{stage}
         self.frontend = Frontend(
-            self, "Frontend", websocket_url=self.chat_api.stage.url, destroy=settings.destroy
+            self, "Frontend", websocket_url=websocket_url, destroy=settings.destroy
         )
 
-        websocket_url = self.chat_api.stage.url
         CfnOutput(
             self,
             "WebSocketUrl",

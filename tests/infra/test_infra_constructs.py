@@ -10,8 +10,8 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
-from chat.routes import ROUTES
 
+from chat.routes import ROUTES
 from infra.data import ChatTables
 from infra.frontend import Frontend
 

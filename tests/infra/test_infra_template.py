@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
+
 from chat.routes import CALLBACK_URL_ENV, MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route
 from chat.tables import TABLES, TableSpec
-
 from infra.app import STACK_NAME, build_app
 from infra.settings import DEFAULTS, Settings
 
