@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
 from chat import config, handlers
-from tests.backend.conftest import FakeGateway, items, messages_in, sample
+from tests.harness import FakeGateway, items, messages_in, sample
 
 
 def test_gone_connection_is_removed_at_first_failed_post_and_others_still_receive(

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat import config
-from tests.backend.conftest import FakeGateway, messages_in
+from tests.harness import FakeGateway, messages_in
 
 CODES = {"invalid_json", "unknown_action", "invalid_message", "rate_limited", "internal"}
 ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")

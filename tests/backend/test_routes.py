@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.backend.conftest import FakeGateway, items, messages_in
+from tests.harness import FakeGateway, items, messages_in
 
 ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
