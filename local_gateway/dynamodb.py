@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -46,8 +47,16 @@ DUMMY_CREDENTIALS = {
 }
 
 
+def encode_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A low-level item as JSON: binary (B/BS) values become base64 text."""
+    return {name: _encode(value) for name, value in item.items()}
+
+
+def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _decode(value) for name, value in item.items()}
+
+
 def _encode(value: Any) -> Any:
-    """A low-level AttributeValue as JSON: binary (B/BS) values become base64 text."""
     if isinstance(value, dict):
         out = {}
         for kind, inner in value.items():
@@ -145,7 +154,9 @@ class LocalDynamoDB:
                 with contextlib.suppress(Exception):
                     self._client.delete_table(TableName=name)
         if self._server is not None:
-            self._server.stop()
+            # werkzeug's shutdown waits out a 0.5 s poll interval; nothing depends on it
+            # finishing (the data is saved), so do not make every stop pay for it.
+            threading.Thread(target=self._server.stop, daemon=True).start()
             self._server = None
 
     # -- state ---------------------------------------------------------------------
@@ -158,7 +169,7 @@ class LocalDynamoDB:
             kwargs: dict[str, Any] = {"TableName": self.table_names[spec]}
             while True:
                 page = self._client.scan(**kwargs)
-                items.extend(_encode(item) for item in page.get("Items", []))
+                items.extend(encode_item(item) for item in page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -168,7 +179,7 @@ class LocalDynamoDB:
     def restore(self, tables: Mapping[str, list[dict[str, Any]]]) -> int:
         count = 0
         for spec in self.specs:
-            items = [_decode(item) for item in tables.get(spec.logical_id, [])]
+            items = [decode_item(item) for item in tables.get(spec.logical_id, [])]
             name = self.table_names[spec]
             for start in range(0, len(items), 25):  # BatchWriteItem takes 25 at most
                 pending: Any = {

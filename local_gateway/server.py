@@ -44,9 +44,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
 from chat.routes import MOCK_ROUTES, ROUTES, Route, function_environment
 from chat.tables import TABLES, TableSpec
-
 from local_gateway import limits
 from local_gateway.dynamodb import DUMMY_CREDENTIALS, LocalDynamoDB, load_state, save_state
 from local_gateway.events import (

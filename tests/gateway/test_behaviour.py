@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from chat.routes import function_environment
 from local_gateway.server import REPO_ROOT
-from tests.gateway.conftest import FAKE_ROUTES, fake_gateway, open_client
+from tests.gateway.conftest import FAKE_ROUTES, open_client
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(90)
 def management(gw):
     return boto3.client(
         "apigatewaymanagementapi", endpoint_url=f"{gw.http_url}/local", region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
+        aws_access_key_id="testing", aws_secret_access_key="testing",
     )
 
 
