@@ -7,8 +7,10 @@ export const DEFAULT_ROOM = 'general';
 export const MAX_TEXT = 4000; // Unicode code points, after trimming
 export const HISTORY_PAGE = 50;
 
-// `u` makes {1,32} count code points, like the Python side's len() after NFC.
-const USERNAME_RE = /^[\p{L}\p{N}_.-]{1,32}$/u;
+// Letters are any Unicode L* category and digits only Nd, as functions/chat/protocol.py
+// checks (so `josé` passes, `²` and `Ⅻ` do not). `u` makes {1,32} count code points,
+// like the Python side's len() after NFC.
+const USERNAME_RE = /^[\p{L}\p{Nd}_.-]{1,32}$/u;
 const ROOM_RE = /^[a-z0-9-]{1,48}$/;
 
 /** The name as the server will store it: trimmed (spaces are never valid) and NFC. */

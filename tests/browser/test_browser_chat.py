@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.browser.conftest import Gateway, room_name
+from tests.browser.conftest import Gateway, free_port, room_name
 
 pw = pytest.importorskip("playwright.sync_api")
 expect = pw.expect
@@ -69,6 +69,14 @@ def texts(page: Page) -> list[str]:
 
 def ids(page: Page) -> list[str]:
     return [m.get_attribute("data-id") for m in messages(page).all()]
+
+
+def wait_until(page: Page, predicate: Callable[[], bool], timeout_s: float = 20) -> None:
+    """Poll a Python-side condition, letting Playwright deliver its events meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        page.wait_for_timeout(50)
 
 
 class WsClient:
@@ -126,16 +134,18 @@ def test_two_users_exchange_messages_and_another_room_sees_none(
     expect(message_with(bob, "hello bob")).to_have_count(1)
     send(bob, "hi alice, all good?")
     expect(message_with(alice, "hi alice, all good?")).to_have_count(1)
-    # A multi-line message (Shift+Enter) with a word far wider than a phone.
+    # A multi-line message (Shift+Enter) with a link far wider than a phone, as text.
+    url = "https://example.com/" + "very-long-path-segment/" * 6
     box = alice.locator("textarea[name=text]")
-    box.fill("first line")
+    box.fill("the notes are here:")
     box.press("Shift+Enter")
-    box.type("second line " + "x" * 120)
-    expect(box).to_have_value("first line\nsecond line " + "x" * 120)
+    box.press_sequentially(url, delay=0)
+    long_text = f"the notes are here:\n{url}"
+    expect(box).to_have_value(long_text)
     box.press("Enter")
     expect(box).to_have_value("")
-    long_text = "first line\nsecond line " + "x" * 120
-    expect(messages(bob).filter(has_text="second line")).to_have_count(1)
+    expect(messages(bob).filter(has_text="the notes are here:")).to_have_count(1)
+    expect(log(bob).locator("a")).to_have_count(0)
     assert texts(bob)[-1] == long_text
 
     # Both sides hold the same messages, in the same order, each once, confirmed by id.
@@ -213,6 +223,23 @@ def test_join_form_validates_and_works_from_the_keyboard(gateway: Gateway, new_p
     page.keyboard.type("typed, never clicked")
     page.keyboard.press("Enter")
     expect(message_with(page, "typed, never clicked")).to_have_count(1)
+
+
+def test_join_explains_a_refused_or_unreachable_server(gateway: Gateway, new_page, room) -> None:
+    # A browser cannot see the handshake's 400; a first connection that never opens is
+    # reported on the join form (here: config.json points at a port nobody listens on).
+    page = new_page()
+    dead = f"ws://127.0.0.1:{free_port()}/local"
+    page.route("**/config.json", lambda route: route.fulfill(json={"websocketUrl": dead}))
+    page.goto(gateway.url)
+    page.locator("input[name=username]").fill("gina")
+    page.locator("input[name=room]").fill(room)
+    page.locator("#join-form button[type=submit]").click()
+    expect(page.get_by_role("alert").filter(has_text="Could not join")).to_contain_text(
+        f"#{room} as “gina”"
+    )
+    expect(page.locator("#join-form")).to_be_visible()
+    expect(page.locator("input[name=username]")).to_be_focused()
 
 
 def test_reload_shows_history_and_load_older_pages_back_in_order(
@@ -422,3 +449,56 @@ def test_gateway_restart_reconnects_and_catches_up_without_duplicates(
     expect(message_with(page, "back again")).to_have_count(1)
     assert texts(page) == [*expected, "back again"]
     assert ids(page)[:4] == final_ids
+
+
+@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
+def test_server_errors_are_handled_and_pings_keep_the_socket_alive(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    """Frames the real server sends rarely, injected between the page and the gateway."""
+    page = new_page()
+    page.clock.install()
+    sent: list[dict] = []
+    routes = []
+    failed_once: list[str] = []
+
+    def on_socket(ws) -> None:
+        server = ws.connect_to_server()
+        routes.append(ws)
+
+        def from_page(message) -> None:
+            frame = json.loads(message)
+            sent.append(frame)
+            if frame.get("text") == "please fail" and not failed_once:
+                failed_once.append(frame["client_id"])
+                ws.send(json.dumps({"type": "error", "code": "internal",
+                                    "message": "storage is down", "client_id": frame["client_id"]}))
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/local"), on_socket)
+    join(page, gateway, "hana", room)
+
+    # API Gateway's own failure frame has no type: a notice, and the page carries on.
+    routes[0].send(json.dumps({"message": "Internal server error",
+                               "connectionId": "abc=", "requestId": "req-1"}))
+    expect(page.locator("#notice")).to_contain_text("Internal server error")
+    expect(page.get_by_role("status")).to_have_text("Online")
+
+    # An error for our client_id marks that message failed; Retry resends the same id.
+    send(page, "please fail")
+    failed = log(page).locator(".msg.failed")
+    expect(failed).to_contain_text("Not sent: storage is down")
+    failed.get_by_role("button", name="Retry").click()
+    expect(message_with(page, "please fail")).to_have_count(1)
+    expect(log(page).locator(".msg.failed, .msg.pending")).to_have_count(0)
+    attempts = [f for f in sent if f.get("text") == "please fail"]
+    assert len(attempts) == 2 and attempts[0]["client_id"] == attempts[1]["client_id"]
+
+    # Idle for 5 minutes: the page has pinged (API Gateway drops sockets idle for 10).
+    assert not any(f.get("action") == "ping" for f in sent)
+    page.clock.fast_forward("05:00")
+    wait_until(page, lambda: any(f.get("action") == "ping" for f in sent))
+    expect(page.get_by_role("status")).to_have_text("Online")
