@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -192,11 +193,30 @@ class LocalDynamoDB:
         return count
 
 
-def save_state(state_dir: Path, tables: Mapping[str, list[dict[str, Any]]]) -> Path:
+@dataclass
+class SavedState:
+    """What a state file holds: the tables, and the connections open when it was saved."""
+
+    tables: dict[str, list[dict[str, Any]]]
+    # Connections still open at the last save: after a crash their $disconnect never ran,
+    # so the next start runs it (``ConnectionInfo`` fields).
+    open_connections: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_state(
+    state_dir: Path,
+    tables: Mapping[str, list[dict[str, Any]]],
+    open_connections: Iterable[Mapping[str, Any]] = (),
+) -> Path:
     """Write the state file atomically: temp file in the same directory, fsync, rename."""
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / STATE_FILE
-    document = {"format": STATE_FORMAT, "saved_at": time.time(), "tables": dict(tables)}
+    document = {
+        "format": STATE_FORMAT,
+        "saved_at": time.time(),
+        "tables": dict(tables),
+        "open_connections": [dict(c) for c in open_connections],
+    }
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=state_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -210,8 +230,8 @@ def save_state(state_dir: Path, tables: Mapping[str, list[dict[str, Any]]]) -> P
     return path
 
 
-def load_state(state_dir: Path) -> dict[str, list[dict[str, Any]]] | None:
-    """The saved tables, or None (with a clear log line) when there is nothing usable.
+def load_state(state_dir: Path) -> SavedState | None:
+    """The saved state, or None (with a clear log line) when there is nothing usable.
 
     A corrupt file is renamed ``state.json.corrupt-<time>`` (kept for inspection, and
     out of the way so the next start does not trip over it again).
@@ -242,4 +262,7 @@ def load_state(state_dir: Path) -> dict[str, list[dict[str, Any]]] | None:
             path, exc, where,
         )
         return None
-    return tables
+    connections = document.get("open_connections")
+    if not isinstance(connections, list) or not all(isinstance(c, dict) for c in connections):
+        connections = []
+    return SavedState(tables, connections)

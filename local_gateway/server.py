@@ -37,7 +37,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,7 @@ class Gateway:
         self._dirty = False
         self._stopping = False
         self._frame_guard_warned = False
+        self._orphans: list[ConnectionInfo] = []
         self.stats = _Stats()
         self.port = 0
 
@@ -202,6 +203,14 @@ class Gateway:
         await web.SockSite(self._runner, sock).start()
         if self.settings.state_dir is not None:
             self._autosave = asyncio.create_task(self._autosave_loop())
+        if self._orphans:
+            # The last run ended without closing these (a crash or SIGKILL). API Gateway
+            # always runs $disconnect, so the handlers can forget them: do it now.
+            log.warning("%d connection(s) were open when the gateway last stopped without "
+                        "closing them: running their $disconnect.", len(self._orphans))
+            for info in self._orphans:
+                self._spawn(self._disconnect(info, *_ABNORMAL))
+            self._orphans = []
 
     def _bind(self) -> socket.socket:
         # SO_REUSEADDR: a restarted gateway can take the port back at once, even with
@@ -221,11 +230,11 @@ class Gateway:
         self.dynamodb.start()
         if self.settings.state_dir is None:
             return
-        tables = load_state(self.settings.state_dir)
-        if tables is None:
+        saved = load_state(self.settings.state_dir)
+        if saved is None:
             return
         try:
-            count = self.dynamodb.restore(tables)
+            count = self.dynamodb.restore(saved.tables)
         except Exception as exc:
             # Valid JSON but items DynamoDB refuses: treat like a corrupt file.
             log.warning("Saved state could not be loaded (%s); starting with empty tables.", exc)
@@ -234,6 +243,10 @@ class Gateway:
             self.dynamodb.start()
             return
         log.info("Restored %d items from %s.", count, self.settings.state_dir)
+        self._orphans = []
+        for fields in saved.open_connections:
+            with contextlib.suppress(TypeError):
+                self._orphans.append(ConnectionInfo(**fields))
 
     def _create_functions(self) -> None:
         s = self.settings
@@ -305,9 +318,11 @@ class Gateway:
         async with self._save_lock:
             self._dirty = False
             loop = asyncio.get_running_loop()
+            open_connections = [asdict(c.info) for c in self._connections.values() if c.open]
             try:
                 tables = await loop.run_in_executor(None, self.dynamodb.dump)
-                return await loop.run_in_executor(None, save_state, state_dir, tables)
+                return await loop.run_in_executor(
+                    None, save_state, state_dir, tables, open_connections)
             except Exception:
                 self._dirty = True
                 log.exception("Could not save state to %s", state_dir)
@@ -399,7 +414,7 @@ class Gateway:
             self._connections.pop(info.connection_id, None)
             code, reason = self._disconnect_reason(conn)
             conn.open = False
-            self._spawn(self._disconnect(conn, code, reason))
+            self._spawn(self._disconnect(info, code, reason))
         return ws
 
     async def _read_frames(self, conn: _Connection) -> None:
@@ -459,13 +474,12 @@ class Gateway:
                 return
             await asyncio.sleep(wait_ms / 1000)
 
-    async def _disconnect(self, conn: _Connection, code: int, reason: str) -> None:
+    async def _disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
         if "$disconnect" not in self.routes:
             return
         request_id = new_id()
-        event = disconnect_event(conn.info, status_code=code, reason=reason,
-                                 request_id=request_id)
-        await self._invoke("$disconnect", event, conn.info, request_id)
+        event = disconnect_event(info, status_code=code, reason=reason, request_id=request_id)
+        await self._invoke("$disconnect", event, info, request_id)
 
     async def _route_frame(self, conn: _Connection, body: str) -> None:
         route_key = select_route(body, self.routes, self.mock_routes)

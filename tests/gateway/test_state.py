@@ -105,4 +105,4 @@ def test_every_attribute_type_round_trips_through_the_file(state_dir):
         "m": {"M": {"inner": {"B": b"\x01"}, "l": {"L": [{"BOOL": True}, {"NULL": True}]}}},
     }
     save_state(state_dir, {"T": [encode_item(item)]})
-    assert decode_item(load_state(state_dir)["T"][0]) == item
+    assert decode_item(load_state(state_dir).tables["T"][0]) == item
