@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
 from chat.config import settings
@@ -64,18 +65,28 @@ def _chat(event: APIGatewayWebSocketEvent, context: Any) -> Chat:
 def _lambda(fn: Callable[[APIGatewayWebSocketEvent, Any], Response]) -> Callable[..., Response]:
     """Powertools around a handler: JSON logs with connection/route/request ids, EMF flush."""
 
-    @functools.wraps(fn)
     @metrics.log_metrics
     @logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
     )
-    def wrapper(event: dict[str, Any], context: Any) -> Response:
+    def instrumented(event: dict[str, Any], context: Any) -> Response:
         ws = APIGatewayWebSocketEvent(event)
         ctx = ws.request_context
         logger.append_keys(
             connection_id=ctx.connection_id, route=ctx.route_key, request_id=ctx.request_id
         )
         return fn(ws, context)
+
+    @functools.wraps(fn)
+    def wrapper(event: dict[str, Any], context: Any) -> Response:
+        try:
+            return instrumented(event, context)
+        finally:
+            # With POWERTOOLS_METRICS_DISABLED, Powertools skips the flush but also the
+            # clear: metrics would pile up for the life of the process (a local gateway
+            # runs for hours) and be printed in bulk once 100 accumulate.
+            if is_metrics_disabled():
+                metrics.clear_metrics()
 
     return wrapper
 
