@@ -399,7 +399,13 @@ class Gateway:
             # "Unexpected server response: 400"); nothing else happens: no $disconnect.
             return web.Response(status=status)
 
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except Exception:
+            # The client left while $connect ran: the handler has recorded a connection
+            # that will never open, so $disconnect must still run (API Gateway's does).
+            self._spawn(self._disconnect(info, *_ABNORMAL))
+            raise
         if not limits.install(request, ws, s.max_frame_bytes) and not self._frame_guard_warned:
             self._frame_guard_warned = True
             log.warning("This aiohttp version hides its frame parser: the %d-byte frame "

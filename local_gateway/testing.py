@@ -40,7 +40,11 @@ class GatewayThread:
 
     def start(self) -> GatewayThread:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.gateway.start(), self._loop).result(timeout=30)
+        try:
+            asyncio.run_coroutine_threadsafe(self.gateway.start(), self._loop).result(timeout=30)
+        except BaseException:
+            self.stop()  # e.g. the port is taken: release what did start
+            raise
         return self
 
     def stop(self) -> None:
