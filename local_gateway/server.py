@@ -48,7 +48,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from chat.routes import MOCK_ROUTES, ROUTES, Route, function_environment
 from chat.tables import TABLES, TableSpec
 from local_gateway import limits
-from local_gateway.dynamodb import DUMMY_CREDENTIALS, LocalDynamoDB, load_state, save_state
+from local_gateway.dynamodb import (
+    DUMMY_CREDENTIALS,
+    STATE_FILE,
+    LocalDynamoDB,
+    load_state,
+    save_state,
+)
 from local_gateway.events import (
     STAGE,
     ConnectionInfo,
@@ -237,7 +243,12 @@ class Gateway:
             count = self.dynamodb.restore(saved.tables)
         except Exception as exc:
             # Valid JSON but items DynamoDB refuses: treat like a corrupt file.
-            log.warning("Saved state could not be loaded (%s); starting with empty tables.", exc)
+            path = self.settings.state_dir / STATE_FILE
+            aside = path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
+            with contextlib.suppress(OSError):
+                path.replace(aside)
+            log.warning("Saved state %s could not be loaded (%s); moved to %s. Starting with "
+                        "empty tables.", path, exc, aside)
             self.dynamodb.stop()
             self.dynamodb = LocalDynamoDB(self.dynamodb.specs)
             self.dynamodb.start()

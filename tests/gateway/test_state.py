@@ -76,6 +76,7 @@ def test_items_dynamodb_refuses_give_a_fresh_start(state_dir, caplog):
             fake_gateway(state_dir=state_dir) as gw, open_client(gw.websocket_url) as client:
         assert stored(client) == []
     assert any("could not be loaded" in r.getMessage() for r in caplog.records)
+    assert len(list(state_dir.glob(f"{STATE_FILE}.corrupt-*"))) == 1  # kept, not overwritten
 
 
 def test_a_missing_state_file_is_a_fresh_start(state_dir, caplog):
