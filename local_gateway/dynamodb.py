@@ -93,6 +93,49 @@ def _decode(value: Any) -> Any:
     return value
 
 
+# moto's backends have no locks: two UpdateItem "ADD n :one" handled at once by its
+# threaded server can both read n and lose an increment (seen here: 49 out of 50), and
+# conditional writes and transactions can interleave the same way. DynamoDB applies each
+# request to an item atomically, and the handlers rely on it (the rate limit counter,
+# idempotency keys), so requests are applied one at a time. moto answers in ~1-3 ms, so
+# a local chat never notices. One lock per process: moto's backends are per process.
+_MOTO_LOCK = threading.Lock()
+
+
+class _OneRequestAtATime:
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        with _MOTO_LOCK:
+            return list(self._app(environ, start_response))
+
+
+class _MotoServer:
+    """moto's ``ThreadedMotoServer``, with requests serialised (see ``_MOTO_LOCK``)."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", 0, app, threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="moto-dynamodb")
+        self._thread.start()
+
+    def stop(self) -> None:
+        # shutdown() waits out serve_forever's 0.5 s poll interval; nothing depends on it
+        # finishing (the data is saved by then), so do not make every stop pay for it.
+        threading.Thread(target=self._server.shutdown, daemon=True).start()
+
+
 class LocalDynamoDB:
     """moto's DynamoDB on ``127.0.0.1:<free port>``, with the project's tables."""
 
@@ -105,18 +148,15 @@ class LocalDynamoDB:
             spec: f"{spec.logical_id}-local-{suffix}" for spec in self.specs
         }
         self.endpoint_url = ""
-        self._server: Any = None
+        self._server: _MotoServer | None = None
         self._client: Any = None
 
     def start(self) -> str:
         import boto3
-        from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        self._server = _MotoServer()
+        self.endpoint_url = f"http://127.0.0.1:{self._server.port}"
         self._client = boto3.client(
             "dynamodb",
             endpoint_url=self.endpoint_url,
@@ -155,9 +195,7 @@ class LocalDynamoDB:
                 with contextlib.suppress(Exception):
                     self._client.delete_table(TableName=name)
         if self._server is not None:
-            # werkzeug's shutdown waits out a 0.5 s poll interval; nothing depends on it
-            # finishing (the data is saved), so do not make every stop pay for it.
-            threading.Thread(target=self._server.stop, daemon=True).start()
+            self._server.stop()
             self._server = None
 
     # -- state ---------------------------------------------------------------------

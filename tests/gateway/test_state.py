@@ -107,3 +107,36 @@ def test_every_attribute_type_round_trips_through_the_file(state_dir):
     }
     save_state(state_dir, {"T": [encode_item(item)]})
     assert decode_item(load_state(state_dir).tables["T"][0]) == item
+
+
+def test_concurrent_updates_to_one_item_are_atomic_as_on_dynamodb():
+    # moto alone loses increments under concurrent requests; the handlers' rate limit
+    # relies on DynamoDB's atomic "ADD".
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    from chat.tables import CONNECTIONS
+    from local_gateway.dynamodb import LocalDynamoDB
+
+    ddb = LocalDynamoDB()
+    ddb.start()
+    try:
+        client = boto3.client("dynamodb", endpoint_url=ddb.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id="t", aws_secret_access_key="t")
+
+        def add(_):
+            answer = client.update_item(
+                TableName=ddb.table_names[CONNECTIONS],
+                Key={"pk": {"S": "RATE#x"}, "sk": {"S": "1"}},
+                UpdateExpression="ADD n :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
+            return int(answer["Attributes"]["n"]["N"])
+
+        with ThreadPoolExecutor(32) as pool:
+            totals = sorted(pool.map(add, range(300)))
+        assert totals == list(range(1, 301))
+    finally:
+        ddb.stop()
