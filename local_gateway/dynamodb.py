@@ -12,6 +12,10 @@ fine here; the functions never scan) and written to ``<state-dir>/state.json`` t
 temp file, fsync and ``os.replace``, so a crash leaves the previous complete file. On
 start the items are batch-written back. A corrupt file is moved aside with a clear
 message and the gateway starts empty rather than crash-looping.
+
+Two things moto does not do that DynamoDB does are added here: items past their TTL are
+deleted (at each save), and requests are applied one at a time so that an update to an
+item is atomic (see ``_MOTO_LOCK``).
 """
 
 from __future__ import annotations
@@ -214,6 +218,39 @@ class LocalDynamoDB:
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
             tables[spec.logical_id] = items
         return tables
+
+    def sweep_expired(self, now: float | None = None) -> int:
+        """Delete items whose TTL has passed, as DynamoDB's TTL does (moto never does).
+
+        DynamoDB deletes an expired item at some point after its TTL (often within
+        minutes, at worst days later) and handlers must not depend on when; deleting at
+        the next save is one of the legal behaviours, and it keeps the state file from
+        growing with rate-limit windows and idempotency keys.
+        """
+        now = time.time() if now is None else now
+        deleted = 0
+        for spec in self.specs:
+            if not spec.ttl_attribute:
+                continue
+            name = self.table_names[spec]
+            kwargs: dict[str, Any] = {
+                "TableName": name,
+                "FilterExpression": "#ttl < :now",
+                "ExpressionAttributeNames": {"#ttl": spec.ttl_attribute},
+                "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+                "ProjectionExpression": "#pk, #sk",
+            }
+            kwargs["ExpressionAttributeNames"].update(
+                {"#pk": spec.partition_key, "#sk": spec.sort_key})
+            while True:
+                page = self._client.scan(**kwargs)
+                for key in page.get("Items", []):
+                    self._client.delete_item(TableName=name, Key=key)
+                    deleted += 1
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return deleted
 
     def restore(self, tables: Mapping[str, list[dict[str, Any]]]) -> int:
         count = 0

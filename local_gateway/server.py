@@ -331,6 +331,7 @@ class Gateway:
             loop = asyncio.get_running_loop()
             open_connections = [asdict(c.info) for c in self._connections.values() if c.open]
             try:
+                await loop.run_in_executor(None, self.dynamodb.sweep_expired)
                 tables = await loop.run_in_executor(None, self.dynamodb.dump)
                 return await loop.run_in_executor(
                     None, save_state, state_dir, tables, open_connections)

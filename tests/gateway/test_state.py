@@ -140,3 +140,27 @@ def test_concurrent_updates_to_one_item_are_atomic_as_on_dynamodb():
         assert totals == list(range(1, 301))
     finally:
         ddb.stop()
+
+
+def test_expired_items_are_deleted_like_dynamodb_ttl_and_not_saved(state_dir):
+    import boto3
+
+    from chat.tables import CONNECTIONS
+
+    with fake_gateway(state_dir=state_dir) as gw:
+        ddb = gw.gateway.dynamodb
+        client = boto3.client("dynamodb", endpoint_url=ddb.endpoint_url,
+                              region_name="us-east-1", aws_access_key_id="t",
+                              aws_secret_access_key="t")
+        table = ddb.table_names[CONNECTIONS]
+        now = int(time.time())
+        for sk, expires in (("old", now - 5), ("new", now + 3600)):
+            client.put_item(TableName=table, Item={
+                "pk": {"S": "ttl"}, "sk": {"S": sk}, "expires_at": {"N": str(expires)}})
+        client.put_item(TableName=table, Item={"pk": {"S": "ttl"}, "sk": {"S": "forever"}})
+        gw.call(gw.gateway.save())
+        left = client.query(TableName=table, KeyConditionExpression="pk = :p",
+                            ExpressionAttributeValues={":p": {"S": "ttl"}})["Items"]
+        assert sorted(i["sk"]["S"] for i in left) == ["forever", "new"]
+    saved = json.loads((state_dir / STATE_FILE).read_text())["tables"]["Connections"]
+    assert sorted(i["sk"]["S"] for i in saved if i["pk"]["S"] == "ttl") == ["forever", "new"]
