@@ -404,8 +404,10 @@ class Gateway:
             request_id=request_id,
             port=self.port,
         )
-        result = await self._invoke("$connect", event, info, request_id)
-        status = _status_code(result)
+        # No $connect route: API Gateway accepts every connection.
+        status = 200
+        if "$connect" in self.routes:
+            status = _status_code(await self._invoke("$connect", event, info, request_id))
         if not 200 <= status < 300:
             # The handshake fails with the handler's status (a client sees e.g.
             # "Unexpected server response: 400"); nothing else happens: no $disconnect.
