@@ -16,11 +16,14 @@ from urllib.parse import quote, urlencode
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.browser.conftest import Gateway, free_port, room_name
+from tests.browser.conftest import IN_CI, Gateway, free_port, room_name
 
-pw = pytest.importorskip("playwright.sync_api")
-expect = pw.expect
-Page = pw.Page
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # pragma: no cover - the [dev] extra installs it
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed: pip install -e '.[dev]'", allow_module_level=True)
 
 PHONE = {"width": 375, "height": 740}
 
@@ -246,11 +249,13 @@ def test_reload_shows_history_and_load_older_pages_back_in_order(
     gateway: Gateway, new_page, room: str
 ) -> None:
     # 56 messages: more than one 50-message page. Several connections share the work
-    # because the server allows 10 messages per 10 s per connection.
-    with ExitStack() as stack:
-        senders = [stack.enter_context(WsClient(gateway, f"seed{i}", room)) for i in range(8)]
-        for n in range(1, 57):
-            senders[n % 8].say(f"m{n:02d}")
+    # because the server allows 10 messages per 10 s per connection. They stay open until
+    # the end: on the local gateway (moto underneath) a burst of $disconnects while the
+    # page's $connect runs has been seen to lose the new connection's record.
+    seeders = ExitStack()
+    senders = [seeders.enter_context(WsClient(gateway, f"seed{i}", room)) for i in range(8)]
+    for n in range(1, 57):
+        senders[n % 8].say(f"m{n:02d}")
 
     page = new_page(height=600)
     join(page, gateway, "dana", room)
@@ -282,6 +287,7 @@ def test_reload_shows_history_and_load_older_pages_back_in_order(
     expect(messages(page)).to_have_count(50)
     assert texts(page) == [f"m{n:02d}" for n in range(8, 57)] + ["dana was here"]
     expect(message_with(page, "dana was here")).to_have_class(re.compile(r"\bown\b"))
+    seeders.close()
 
 
 HOSTILE = [
@@ -371,25 +377,35 @@ def test_rejected_send_is_marked_failed_and_retry_reuses_the_client_id(
 
     page.on("websocket", watch)
     join(page, gateway, "eve", room)
-    # The server allows 10 messages per 10 s per connection: the 11th is refused.
-    for n in range(1, 12):
-        send(page, f"burst {n}")
+    # The server allows 10 messages per 10 s per connection. 21 in a burst are more than
+    # any 10 s window (fixed or sliding) accepts, so some must be refused.
+    for n in range(1, 22):
+        send(page, f"burst {n:02d}")
+    expect(log(page).locator(".msg.pending")).to_have_count(0)
     failed = log(page).locator(".msg.failed")
-    expect(failed).to_have_count(1)
-    expect(failed).to_contain_text("Not sent: sending too fast")
-    expect(failed).not_to_have_attribute("data-id", re.compile("."))
-    failed_text = failed.locator(".body").text_content()
-    expect(messages(page)).to_have_count(10)
+    refused = failed.count()
+    assert refused >= 1
+    expect(messages(page)).to_have_count(21 - refused)
+    expect(failed.locator(".state-text")).to_have_text(
+        ["Not sent: sending too fast, wait a moment"] * refused
+    )
+    expect(log(page).locator(".msg.failed[data-id]")).to_have_count(0)
+    failed_text = failed.first.locator(".body").text_content()
+    target = log(page).locator(".msg").filter(
+        has=page.locator(".body", has_text=re.compile(f"^{re.escape(failed_text)}$"))
+    )
 
     # Retry until the rate window lets it through; every attempt carries the same client_id.
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and failed.count():
-        failed.get_by_role("button", name="Retry").click()
+    while "failed" in (target.get_attribute("class") or ""):
+        assert time.monotonic() < deadline, "retry never went through"
+        target.get_by_role("button", name="Retry").click()
         expect(log(page).locator(".msg.pending")).to_have_count(0)
-        if failed.count():
+        if "failed" in (target.get_attribute("class") or ""):
             page.wait_for_timeout(1000)  # the server's window moves with time, nothing to poll
-    expect(messages(page)).to_have_count(11)
+    expect(target).to_have_attribute("data-id", re.compile("."))
     expect(message_with(page, failed_text)).to_have_count(1)
+    expect(messages(page)).to_have_count(22 - refused)
     attempts = [f for f in sent if f.get("action") == "new_message" and f["text"] == failed_text]
     assert len(attempts) >= 2
     assert len({f["client_id"] for f in attempts}) == 1
