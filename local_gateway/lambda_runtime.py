@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import io
 import multiprocessing
 import multiprocessing.context
 import os
@@ -41,7 +40,7 @@ import traceback
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
+from multiprocessing import popen_forkserver, spawn
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -171,26 +170,27 @@ class _Popen(popen_forkserver.Popen):
 
     multiprocessing re-runs the parent's main module in every child (pytest's entry
     script, or ``local_gateway.__main__`` with aiohttp): work a Lambda environment never
-    does, and a cold start it would add. Everything else is the stdlib's ``_launch``.
+    does, and a cold start it would add. The stdlib's ``_launch`` runs unchanged, with
+    the main-module entries left out of the data it sends to the child.
     """
 
+    _patch_lock = threading.Lock()
+
     def _launch(self, process_obj: Any) -> None:
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        prep_data.pop("init_main_from_path", None)
-        prep_data.pop("init_main_from_name", None)
-        buf = io.BytesIO()
-        context.set_spawning_popen(self)
-        try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
-        finally:
-            context.set_spawning_popen(None)
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
-        _parent_w = os.dup(w)
-        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
-        with open(w, "wb", closefd=True) as f:
-            f.write(buf.getbuffer())
-        self.pid = forkserver.read_signed(self.sentinel)
+        original = spawn.get_preparation_data
+
+        def without_main(name: str) -> dict[str, Any]:
+            data = original(name)
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+            return data
+
+        with self._patch_lock:
+            spawn.get_preparation_data = without_main
+            try:
+                super()._launch(process_obj)
+            finally:
+                spawn.get_preparation_data = original
 
 
 class _EnvironmentProcess(multiprocessing.context.ForkServerProcess):  # type: ignore[name-defined]
