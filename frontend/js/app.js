@@ -287,6 +287,13 @@ function failHistory(s) {
   if (!req) return;
   clearTimeout(req.timer);
   s.history.inflight = null;
+  // "Load older" has a button to press again; the first page and the catch-up do not,
+  // so they retry by themselves a few times (a fresh connection starts them over anyway).
+  const retries = req.retries ?? 0;
+  if (req.kind !== 'older' && retries < 3) {
+    const again = { ...req, timer: 0, retries: retries + 1 };
+    setTimeout(() => { if (session === s && s.conn.state === 'online') requestHistory(s, again); }, 2000);
+  }
   updateOlderButton(s);
   pumpHistory(s);
 }

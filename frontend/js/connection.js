@@ -28,7 +28,13 @@ export class Connection extends EventTarget {
     this.#url = url;
     // The browser knows when the network is gone: no point burning retries meanwhile,
     // and when it comes back there is no reason to wait for the backoff.
-    this.onOffline = () => { if (!this.#stopped) { this.#drop(); this.#setState('offline', 'No network'); } };
+    this.onOffline = () => {
+      if (this.#stopped) return;
+      clearTimeout(this.#retryTimer);
+      this.retryAt = 0;
+      this.#drop();
+      this.#setState('offline', 'No network');
+    };
     this.onOnline = () => { if (!this.#stopped) this.retryNow(); };
     addEventListener('offline', this.onOffline);
     addEventListener('online', this.onOnline);

@@ -417,6 +417,9 @@ def test_gateway_restart_reconnects_and_catches_up_without_duplicates(
     gw = gateway_factory()
     room = room_name("restart")
     page = new_page()
+    received: list[dict] = []
+    page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda payload: received.append(json.loads(payload))))
     join(page, gw, "alice", room)
     with WsClient(gw, "bob", room) as other:
         other.say("before the restart")
@@ -447,6 +450,10 @@ def test_gateway_restart_reconnects_and_catches_up_without_duplicates(
             lambda e: e.get("type") == "message" and e["text"] == "queued while offline"
         )
     assert message_with(page, "sent while you were away").get_attribute("data-id") == missed["id"]
+    # It came in a history page (the catch-up), never as a live event.
+    assert not [e for e in received if e.get("type") == "message" and e["id"] == missed["id"]]
+    assert [e for e in received if e.get("type") == "history"
+            and missed["id"] in [m["id"] for m in e["messages"]]]
     final_ids = ids(page)
     assert len(final_ids) == len(set(final_ids)) == 4
     assert final_ids[:2] == before_ids
