@@ -109,7 +109,8 @@ function startSession(baseUrl, me, room) {
   const s = {
     store, conn, me, room,
     history: { queue: [], inflight: null }, // one `history` request at a time: replies carry no request id
-    lastTypingSent: 0, unread: 0, timers: new Set(), confirmTimers: new Map(),
+    lastTypingSent: 0, unread: 0, timers: new Set(),
+    inFlight: null, confirmTimer: 0, // our one new_message awaiting its echo (see pumpOutbox)
   };
   session = s;
 
@@ -145,7 +146,7 @@ function endSession() {
   session = null;
   s.conn.stop();
   for (const t of s.timers) clearInterval(t);
-  for (const t of s.confirmTimers.values()) clearTimeout(t);
+  clearTimeout(s.confirmTimer);
   clearTimeout(s.history.inflight?.timer);
   ui.chatView.hidden = true;
   ui.header.hidden = true;
@@ -176,6 +177,11 @@ function onStatus(s, { state, retryAt }) {
     clearTimeout(s.history.inflight?.timer);
     s.history.inflight = null;
     s.history.queue = [];
+    if (s.inFlight) {
+      s.store.setOutboxState(s.inFlight, 'queued');
+      settle(s, s.inFlight);
+      renderAll(s);
+    }
     updateOlderButton(s);
   }
 }
@@ -190,9 +196,7 @@ function onOpen(s, reconnect) {
   }
   // Messages typed while offline, or sent just before the drop: resending with the same
   // client_id is safe (the server stores each once and echoes the original).
-  for (const entry of s.store.outbox.values()) {
-    if (entry.state !== 'failed') sendEntry(s, entry.clientId);
-  }
+  pumpOutbox(s);
   if (reconnect) showNotice('Reconnected.', 3000);
 }
 
@@ -207,7 +211,7 @@ function onFrame(s, data) {
       const stick = own || isNearBottom();
       const added = s.store.merge([data]);
       s.store.stopTyping(data.username);
-      clearConfirmTimer(s, data.client_id);
+      if (own) settle(s, data.client_id);
       renderAll(s, { stick });
       if (added.length && !own && !stick) showJump();
       if (added.length && !own && document.hidden) bumpUnread(s);
@@ -255,7 +259,7 @@ function onFrame(s, data) {
 function onError(s, data) {
   const message = String(data.message ?? data.code ?? 'error');
   if (data.client_id && s.store.outbox.has(data.client_id)) {
-    clearConfirmTimer(s, data.client_id);
+    settle(s, data.client_id);
     const reason = data.code === 'rate_limited' ? 'sending too fast, wait a moment' : message;
     s.store.setOutboxState(data.client_id, 'failed', reason);
     renderAll(s);
@@ -334,6 +338,8 @@ function onHistory(s, data) {
       s.history.queue.unshift({ kind: 'catchup', target: req.target, before, pages: req.pages + 1 });
     }
   }
+  // Our in-flight message may have been confirmed by this page rather than its echo.
+  if (s.inFlight && !store.outbox.has(s.inFlight)) settle(s, s.inFlight);
   updateOlderButton(s);
   pumpHistory(s);
 }
@@ -359,30 +365,38 @@ ui.loadOlder.addEventListener('click', () => {
 
 // ---------------------------------------------------------------- sending
 
-function sendEntry(s, clientId) {
-  const entry = s.store.outbox.get(clientId);
-  if (!entry) return;
-  clearConfirmTimer(s, clientId);
-  if (s.conn.send(frames.newMessage(entry.text, clientId))) {
-    s.store.setOutboxState(clientId, 'sending');
-    s.confirmTimers.set(clientId, setTimeout(() => {
-      s.confirmTimers.delete(clientId);
-      if (s.store.setOutboxState(clientId, 'failed', 'no reply from the server')) renderAll(s);
-    }, CONFIRM_TIMEOUT_MS));
-  } else {
-    s.store.setOutboxState(clientId, 'queued');
-  }
+// One new_message in flight at a time. The server may handle frames of one connection
+// concurrently (one Lambda invocation each), so a burst sent at once can be stored, and
+// ordered by id, out of the order it was typed; waiting for each echo keeps our own
+// messages in the order we wrote them.
+function pumpOutbox(s) {
+  if (s.inFlight || s.conn.state !== 'online') return;
+  const next = [...s.store.outbox.values()].find((e) => e.state === 'queued');
+  if (!next || !s.conn.send(frames.newMessage(next.text, next.clientId))) return;
+  s.inFlight = next.clientId;
+  s.store.setOutboxState(next.clientId, 'sending');
+  s.confirmTimer = setTimeout(() => {
+    const clientId = s.inFlight;
+    settle(s, clientId);
+    if (s.store.setOutboxState(clientId, 'failed', 'no reply from the server')) renderAll(s);
+  }, CONFIRM_TIMEOUT_MS);
   renderAll(s);
 }
 
-function clearConfirmTimer(s, clientId) {
-  if (!clientId) return;
-  clearTimeout(s.confirmTimers.get(clientId));
-  s.confirmTimers.delete(clientId);
+/** The in-flight message got its answer (echo, error or timeout): send the next one. */
+function settle(s, clientId) {
+  if (!clientId || clientId !== s.inFlight) return;
+  clearTimeout(s.confirmTimer);
+  s.inFlight = null;
+  queueMicrotask(() => { if (session === s) pumpOutbox(s); });
 }
 
 function retry(clientId) {
-  if (session) sendEntry(session, clientId);
+  const s = session;
+  if (s && s.store.setOutboxState(clientId, 'queued')) {
+    renderAll(s);
+    pumpOutbox(s);
+  }
 }
 
 function submitComposer() {
@@ -401,7 +415,7 @@ function submitComposer() {
   updateTextHint();
   s.lastTypingSent = 0;
   renderAll(s, { stick: true });
-  sendEntry(s, clientId);
+  pumpOutbox(s);
 }
 
 ui.composer.addEventListener('submit', (ev) => {

@@ -386,6 +386,9 @@ def test_rejected_send_is_marked_failed_and_retry_reuses_the_client_id(
     refused = failed.count()
     assert refused >= 1
     expect(messages(page)).to_have_count(21 - refused)
+    # One message in flight at a time: what was stored is in the order it was typed.
+    accepted = texts(page)
+    assert accepted == sorted(accepted)
     expect(failed.locator(".state-text")).to_have_text(
         ["Not sent: sending too fast, wait a moment"] * refused
     )
