@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -138,3 +139,23 @@ def test_port_defaults_to_the_port_variable_then_3000(monkeypatch):
     assert settings_from_args(["--port", "0"]).port == 0
     s = settings_from_args(["--idle-timeout", "5", "--max-frame-bytes", "100", "--no-state"])
     assert (s.idle_timeout_s, s.max_frame_bytes, s.state_dir) == (5, 100, None)
+
+
+def test_one_log_line_per_invocation_and_events_with_verbose():
+    invocation = re.compile(
+        r"^\d\d:\d\d:\d\d\.\d{3} (?P<route>\S+)\s+(?P<id>[A-Za-z0-9+/]{15}=)\s+"
+        r"(?P<status>\S+)\s+(?P<ms>[\d.]+) ms", re.MULTILINE)
+    with GatewayProcess(args=["--verbose"]) as gp:
+        with open_client(gp.websocket_url, "username=vera") as vera:
+            vera.request({"action": "who"}, "who")
+            vera.request({"action": "ping"}, "pong")
+        deadline = time.monotonic() + 10
+        while "$disconnect" not in {m["route"] for m in invocation.finditer(gp.output)}:
+            assert time.monotonic() < deadline, gp.output
+            time.sleep(0.05)
+    lines = {m["route"]: m for m in invocation.finditer(gp.output)}
+    assert set(lines) == {"$connect", "who", "ping", "$disconnect"}
+    assert lines["who"]["status"] == "200" and lines["ping"]["status"] == "MOCK"
+    assert len({m["id"] for m in lines.values()}) == 1
+    assert 'event $connect {"headers": ' in gp.output  # --verbose: the events themselves
+    assert 'event who {"requestContext": ' in gp.output
