@@ -441,8 +441,9 @@ ui.text.addEventListener('input', () => {
 });
 
 function autoGrow() {
+  // Empty: back to the stylesheet's one line (a long placeholder must not grow it).
   ui.text.style.height = 'auto';
-  ui.text.style.height = `${Math.min(ui.text.scrollHeight, 160)}px`;
+  ui.text.style.height = ui.text.value ? `${Math.min(ui.text.scrollHeight + 2, 160)}px` : '';
 }
 
 function updateTextHint() {
