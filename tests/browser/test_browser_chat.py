@@ -528,3 +528,33 @@ def test_server_errors_are_handled_and_pings_keep_the_socket_alive(
     page.clock.fast_forward("05:00")
     wait_until(page, lambda: any(f.get("action") == "ping" for f in sent))
     expect(page.get_by_role("status")).to_have_text("Online")
+
+
+def test_catch_up_after_a_long_gap_pages_back_until_the_last_message_seen(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    page = new_page()
+    history_requests: list[dict] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: history_requests.append(
+        json.loads(payload)) if '"history"' in str(payload) else None))
+    join(page, gateway, "ivan", room)
+    with ExitStack() as stack:
+        watcher = stack.enter_context(WsClient(gateway, "seed0", room))
+        send(page, "the last one I saw")
+        expect(message_with(page, "the last one I saw")).to_have_count(1)
+        page.context.set_offline(True)
+        expect(page.get_by_role("status")).to_have_text("Offline")
+        watcher.recv_until(lambda e: e.get("type") == "presence" and e["event"] == "leave")
+        history_requests.clear()
+        # 70 messages while away: more than one 50-message history page.
+        senders = [watcher] + [stack.enter_context(WsClient(gateway, f"seed{i}", room))
+                               for i in range(1, 8)]
+        for n in range(1, 71):
+            senders[n % 8].say(f"gap {n:02d}")
+        page.context.set_offline(False)
+        expect(page.get_by_role("status")).to_have_text("Online")
+        expect(messages(page)).to_have_count(71)
+    assert texts(page) == ["the last one I saw"] + [f"gap {n:02d}" for n in range(1, 71)]
+    assert len(set(ids(page))) == 71
+    # Newest page first, then one page further back with its cursor, then it stopped.
+    assert [("before" in r) for r in history_requests] == [False, True]
