@@ -154,6 +154,11 @@ function endSession() {
   ui.joinView.hidden = false;
   ui.log.replaceChildren();
   ui.log._nodes = null;
+  ui.online.replaceChildren();
+  ui.onlineCount.textContent = '';
+  ui.typing.textContent = '';
+  ui.jump.hidden = true;
+  clearInterval(countdownTimer);
   document.title = 'Chat';
 }
 
@@ -166,6 +171,7 @@ ui.retryNow.addEventListener('click', () => session?.conn.retryNow());
 
 let countdownTimer = 0;
 function onStatus(s, { state, retryAt }) {
+  if (s !== session) return; // a session being left reports its last "offline"
   renderStatus(ui.status, state, retryAt);
   ui.retryNow.hidden = !(state === 'reconnecting' && retryAt) && state !== 'offline';
   clearInterval(countdownTimer);
@@ -187,6 +193,7 @@ function onStatus(s, { state, retryAt }) {
 }
 
 function onOpen(s, reconnect) {
+  if (s !== session) return;
   s.conn.send(frames.who());
   if (s.store.lastId) {
     // Catch up: page back from the newest message until we reach the last one we saw.
