@@ -272,7 +272,15 @@ function onError(s, data) {
     renderAll(s);
     return;
   }
-  if (s.history.inflight && (data.code === 'invalid_message' || data.code === 'internal')) failHistory(s);
+  const loading = s.history.inflight;
+  if (loading && data.code === 'internal' && loading.kind !== 'older') {
+    // The room cannot be loaded on this connection (on the local gateway a connection can
+    // lose its server-side record, and every frame then fails): a new connection heals it.
+    failHistory(s, { retry: false });
+    s.conn.reconnect();
+    return;
+  }
+  if (loading && (data.code === 'invalid_message' || data.code === 'internal')) failHistory(s);
   showNotice(`Server: ${message}`);
 }
 
@@ -293,7 +301,7 @@ function pumpHistory(s) {
   updateOlderButton(s);
 }
 
-function failHistory(s) {
+function failHistory(s, { retry = true } = {}) {
   const req = s.history.inflight;
   if (!req) return;
   clearTimeout(req.timer);
@@ -301,7 +309,7 @@ function failHistory(s) {
   // "Load older" has a button to press again; the first page and the catch-up do not,
   // so they retry by themselves a few times (a fresh connection starts them over anyway).
   const retries = req.retries ?? 0;
-  if (req.kind !== 'older' && retries < 3) {
+  if (retry && req.kind !== 'older' && retries < 3) {
     const again = { ...req, timer: 0, retries: retries + 1 };
     setTimeout(() => { if (session === s && s.conn.state === 'online') requestHistory(s, again); }, 2000);
   }

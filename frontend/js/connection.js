@@ -61,6 +61,16 @@ export class Connection extends EventTarget {
     this.#connect();
   }
 
+  /**
+   * Replace an open socket the server cannot serve (say its record of the connection is
+   * gone): drop it and come back through the normal backoff, then catch up as usual.
+   */
+  reconnect() {
+    if (this.#stopped || !this.#ws) return;
+    this.#drop();
+    this.#scheduleRetry('replaced');
+  }
+
   /** Send a frame if the socket is open; false means the caller must keep it for later. */
   send(frame) {
     if (this.#ws?.readyState !== WebSocket.OPEN) return false;

@@ -558,3 +558,36 @@ def test_catch_up_after_a_long_gap_pages_back_until_the_last_message_seen(
     assert len(set(ids(page))) == 71
     # Newest page first, then one page further back with its cursor, then it stopped.
     assert [("before" in r) for r in history_requests] == [False, True]
+
+
+@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
+def test_a_connection_that_cannot_load_the_room_is_replaced(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    # What a client sees when the server lost its record of the connection: `internal`
+    # for every frame. The first socket gets that for its history request.
+    page = new_page()
+    sockets = []
+
+    def on_socket(ws) -> None:
+        server = ws.connect_to_server()
+        sockets.append(ws)
+        first = len(sockets) == 1
+
+        def from_page(message) -> None:
+            if first and json.loads(message).get("action") == "history":
+                ws.send(json.dumps({"type": "error", "code": "internal",
+                                    "message": "this connection is not registered; reconnect"}))
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/local"), on_socket)
+    with WsClient(gateway, "lee", room) as other:
+        other.say("already here")
+        join(page, gateway, "kim", room)
+        expect(message_with(page, "already here")).to_have_count(1)
+        assert len(sockets) == 2
+        send(page, "hello from the second socket")
+        other.recv_until(lambda e: e.get("text") == "hello from the second socket")
