@@ -31,6 +31,8 @@ from chat.protocol import (
 )
 from chat.store import Connection, Member, StorageError
 
+_BUCKET_MS = 100  # rate-limit resolution
+
 
 class StorePort(Protocol):
     def add_connection(self, conn: Connection) -> None: ...
@@ -38,7 +40,9 @@ class StorePort(Protocol):
     def remove_connection(self, connection_id: str) -> Connection | None: ...
     def remove_member(self, room: str, connection_id: str) -> None: ...
     def room_members(self, room: str) -> list[Member]: ...
-    def count_frame(self, connection_id: str, window: int, window_s: int) -> int: ...
+    def count_frame(
+        self, connection_id: str, bucket: int, since_bucket: int
+    ) -> tuple[Connection, int] | None: ...
     def save_message(self, message: Message) -> tuple[Message, bool]: ...
     def page_messages(
         self, room: str, before: str | None, limit: int
@@ -105,8 +109,7 @@ class Chat:
     # -- actions -----------------------------------------------------------------------
 
     def new_message(self, connection_id: str, frame: Mapping[str, Any]) -> None:
-        sender = self._identity(connection_id)
-        self._check_rate(connection_id)
+        sender = self._count_frame(connection_id)
         request = parse_new_message(frame)
         now_ms = int(self.clock() * 1000)
         message = Message(
@@ -207,10 +210,22 @@ class Chat:
             raise ProtocolError("internal", "this connection is not registered; reconnect")
         return conn
 
-    def _check_rate(self, connection_id: str) -> None:
+    def _count_frame(self, connection_id: str) -> Connection:
+        """Identity of the sender, once this frame is within the rate limit.
+
+        A sliding window of ``window_s`` seconds in 100 ms buckets: a burst across a
+        window edge cannot double the rate, as a fixed window would allow.
+        """
         limit, window_s = self.rate_limit
-        window = int(self.clock()) // window_s
-        if self.store.count_frame(connection_id, window, window_s) > limit:
+        bucket = int(self.clock() * 1000) // _BUCKET_MS
+        counted = self.store.count_frame(
+            connection_id, bucket, since_bucket=bucket - window_s * 1000 // _BUCKET_MS + 1
+        )
+        if counted is None:
+            raise ProtocolError("internal", "this connection is not registered; reconnect")
+        sender, recent = counted
+        if recent > limit:
             raise ProtocolError(
                 "rate_limited", f"at most {limit} messages every {window_s} seconds; slow down"
             )
+        return sender

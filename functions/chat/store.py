@@ -3,9 +3,9 @@
 Two tables (declared in ``chat.tables``), designed from the access patterns:
 
 Connections table
-    ``CONN#<id>  / CONN``      who a connection is: username, room, connected_at
+    ``CONN#<id>  / CONN``      who a connection is: username, room, connected_at, and
+                               its recent new_message frames per 100 ms (``rl<n>``)
     ``ROOM#<room>/ CONN#<id>`` membership: one item per connection in the room
-    ``RATE#<id>  / <window>``  new_message frames counted per rate-limit window
     Every item carries ``expires_at`` (TTL): API Gateway closes a connection within
     2 hours, so an item whose ``$disconnect`` never arrived still goes away.
 
@@ -14,7 +14,9 @@ Messages table
     ``IDEM#<room>#<user>#<client_id> / IDEM``  idempotency key -> message id, 24 h TTL
 
 Access patterns:
-    1. add/remove a connection: one transaction of two puts; two deletes.
+    1. add/remove a connection: one transaction of two puts; two deletes. Each
+       ``new_message`` counts itself on the identity item and reads it back (one
+       UpdateItem: identity and rate limit in one call).
     2. list a room's connections: one strongly consistent ``Query`` on ``ROOM#<room>``.
     3. store a message once: one ``TransactWriteItems`` (key + message) when the sender
        gave a ``client_id``, else one conditional ``PutItem``.
@@ -39,6 +41,8 @@ from chat.protocol import Message
 CONNECTION_TTL_S = 2 * 3600 + 600  # API Gateway's 2 h limit, plus a margin
 IDEMPOTENCY_TTL_S = 24 * 3600  # PROTOCOL.md: retries are recognised for 24 hours
 _MESSAGE = "MSG#"
+_RATE = "rl"  # rate-limit bucket counters on the identity item: rl<bucket number>
+_STALE_BUCKETS_KEPT = 32
 
 
 @dataclass(frozen=True)
@@ -173,20 +177,49 @@ class Store:
                 return members
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def count_frame(self, connection_id: str, window: int, window_s: int) -> int:
-        """Count one more frame in a fixed rate-limit window; return the window's total."""
-        result = self._call(
-            "update_item",
-            TableName=self.connections_table,
-            Key={"pk": _s(f"RATE#{connection_id}"), "sk": _s(str(window))},
-            UpdateExpression="ADD n :one SET expires_at = :exp",
-            ExpressionAttributeValues={
-                ":one": _n(1),
-                ":exp": _n((window + 1) * window_s + 60),
-            },
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(result["Attributes"]["n"]["N"])
+    def count_frame(
+        self, connection_id: str, bucket: int, since_bucket: int
+    ) -> tuple[Connection, int] | None:
+        """Count one ``new_message`` frame; return the sender and its frames since a bucket.
+
+        A sliding window made of short buckets (``rl<bucket>`` counters on the identity
+        item): one atomic ``ADD`` that also returns the identity, so the per-message path
+        needs no separate read, and concurrent frames cannot both slip under the limit.
+        None when the connection is not (or no longer) registered.
+        """
+        try:
+            item = self._db.update_item(
+                TableName=self.connections_table,
+                Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+                UpdateExpression="ADD #bucket :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#bucket": f"{_RATE}{bucket}"},
+                ExpressionAttributeValues={":one": _n(1)},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return None
+            raise StorageError(f"update_item: {exc}") from exc
+        if _expired(item):
+            return None
+        counts = {
+            int(name[len(_RATE) :]): int(value["N"])
+            for name, value in item.items()
+            if name.startswith(_RATE) and name[len(_RATE) :].isdigit()
+        }
+        stale = [b for b in counts if b < since_bucket]
+        if len(stale) >= _STALE_BUCKETS_KEPT:  # rare: tidy up once in a while, not per frame
+            names = {f"#s{i}": f"{_RATE}{b}" for i, b in enumerate(stale)}
+            self._call(
+                "update_item",
+                TableName=self.connections_table,
+                Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+                UpdateExpression="REMOVE " + ", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+        recent = sum(n for b, n in counts.items() if b >= since_bucket)
+        return _connection(item), recent
 
     # -- messages --------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ import re
 
 import pytest
 
+from chat import handlers
+from chat.fanout import Fanout
+from chat.protocol import ProtocolError
+from chat.service import Chat
 from tests.harness import FakeGateway, items, messages_in
 
 ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -326,3 +330,33 @@ def test_default_route_answers_bad_json_and_unknown_actions(
     assert (error["type"], error["code"]) == ("error", code)
     assert error.get("client_id") == echo
     assert messages_in(aws) == []
+
+
+def test_rate_limit_window_slides_across_what_a_fixed_window_would_reset(
+    gw: FakeGateway, aws, recorder
+) -> None:
+    alice = gw.join("alice")
+    now = [1009.95]
+    chat = Chat(handlers._store(), Fanout(recorder.url), rate_limit=(10, 10), clock=lambda: now[0])
+    for n in range(10):
+        chat.new_message(alice, {"text": f"a{n}"})
+    now[0] = 1010.05  # a fixed 10 s window would start afresh here
+    with pytest.raises(ProtocolError) as refused:
+        chat.new_message(alice, {"text": "too soon"})
+    assert refused.value.code == "rate_limited"
+    now[0] = 1020.0  # the burst is now more than 10 s old
+    chat.new_message(alice, {"text": "later"})
+    assert len(messages_in(aws)) == 11
+
+
+def test_rate_buckets_on_the_identity_item_stay_bounded(gw: FakeGateway, aws, recorder) -> None:
+    alice = gw.join("alice")
+    now = [5000.0]
+    chat = Chat(handlers._store(), Fanout(recorder.url), rate_limit=(10, 10), clock=lambda: now[0])
+    for _ in range(80):  # one frame every 3 s for 4 minutes: never limited
+        chat.new_message(alice, {"text": "tick"})
+        now[0] += 3
+    [identity] = [i for i in items(aws, "chat-connections") if i["pk"]["S"] == f"CONN#{alice}"]
+    buckets = [name for name in identity if name.startswith("rl")]
+    assert 0 < len(buckets) <= 32 + 4
+    assert len(messages_in(aws)) == 80
