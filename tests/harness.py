@@ -186,9 +186,12 @@ class FakeGateway:
         username: str | None = None,
         room: str | None = None,
         query: dict[str, str] | None = None,
+        age_s: float = 0,
     ) -> tuple[str, dict[str, Any]]:
+        """``age_s``: pretend the socket opened that long ago (connectedAt in the past)."""
         cid = connection_id()
         event = sample("Connect")
+        self.connected_at[cid] = int((time.time() - age_s) * 1000)
         self._context(event, "$connect", cid)
         if query is None:
             query = {k: v for k, v in (("username", username), ("room", room)) if v is not None}
@@ -196,12 +199,12 @@ class FakeGateway:
             event["queryStringParameters"] = dict(query)
             event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
         response = handlers.connect(event, LambdaContext("Connect"))
-        if response["statusCode"] == 200:
-            self.connected_at[cid] = event["requestContext"]["connectedAt"]
+        if response["statusCode"] != 200:
+            del self.connected_at[cid]
         return cid, response
 
-    def join(self, username: str, room: str | None = None) -> str:
-        cid, response = self.connect(username, room)
+    def join(self, username: str, room: str | None = None, age_s: float = 0) -> str:
+        cid, response = self.connect(username, room, age_s=age_s)
         assert response["statusCode"] == 200, response
         return cid
 

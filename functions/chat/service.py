@@ -32,6 +32,9 @@ from chat.protocol import (
 from chat.store import Connection, Member, StorageError
 
 _BUCKET_MS = 100  # rate-limit resolution
+# How long a new connection may still be inside its own $connect (the Lambda timeout is
+# 10 s): posts to it answer 410 meanwhile, which must not be taken for "gone".
+CONNECT_GRACE_MS = 15_000
 
 
 class StorePort(Protocol):
@@ -93,8 +96,7 @@ class Chat:
         self.store.add_connection(conn)
         # API Gateway refuses posts to a connection during its own $connect (it is not
         # open yet), so the joiner is left out; the page asks `who` once it is open.
-        others = [m.connection_id for m in self.store.room_members(conn.room)]
-        others = [cid for cid in others if cid != connection_id]
+        others = self._others(conn.room, connection_id)
         self._broadcast(conn.room, others, presence_event(conn.room, conn.username, "join"))
         return conn
 
@@ -102,7 +104,7 @@ class Chat:
         """Forget the connection and announce the leave; a second call does nothing."""
         conn = self.store.remove_connection(connection_id)
         if conn is not None:
-            members = [m.connection_id for m in self.store.room_members(conn.room)]
+            members = self.store.room_members(conn.room)
             self._broadcast(conn.room, members, presence_event(conn.room, conn.username, "leave"))
         return conn
 
@@ -134,12 +136,12 @@ class Chat:
             return
         metrics.add_metric(name="MessagesStored", unit="Count", value=1)
         try:
-            members = [m.connection_id for m in self.store.room_members(sender.room)]
+            members = self.store.room_members(sender.room)
         except StorageError:
             # Stored but the room could not be listed: tell the sender it is safe; the
             # others will see it in history.
             logger.exception("listing the room failed after storing a message")
-            members = [connection_id]
+            members = [Member(connection_id, sender.username, sender.connected_at)]
         self._broadcast(sender.room, members, event)
 
     def history(self, connection_id: str, frame: Mapping[str, Any]) -> None:
@@ -155,11 +157,7 @@ class Chat:
 
     def typing(self, connection_id: str) -> None:
         sender = self._identity(connection_id)
-        others = [
-            m.connection_id
-            for m in self.store.room_members(sender.room)
-            if m.connection_id != connection_id
-        ]
+        others = self._others(sender.room, connection_id)
         self._broadcast(sender.room, others, typing_event(sender.room, sender.username))
 
     # -- delivery ----------------------------------------------------------------------
@@ -169,16 +167,23 @@ class Chat:
         if self.fanout.post(connection_id, encode(event)) == "failed":
             metrics.add_metric(name="FanoutFailures", unit="Count", value=1)
 
-    def _broadcast(self, room: str, connection_ids: list[str], event: Mapping[str, Any]) -> None:
-        if not connection_ids:
+    def _broadcast(self, room: str, members: list[Member], event: Mapping[str, Any]) -> None:
+        if not members:
             return
-        delivery = self.fanout.post_many(connection_ids, encode(event), self.deadline)
+        ids = [m.connection_id for m in members]
+        delivery = self.fanout.post_many(ids, encode(event), self.deadline)
         metrics.add_metric(name="Recipients", unit="Count", value=len(delivery.sent))
         if delivery.failed:
             metrics.add_metric(name="FanoutFailures", unit="Count", value=len(delivery.failed))
             logger.warning("fan-out failures", extra={"room": room, "failed": delivery.failed})
         if delivery.gone:
-            self._remove_gone(room, delivery)
+            # A connection whose $connect is still running also answers 410 (it is not
+            # open yet): it is not dead, and deleting it would orphan a live socket.
+            opened_before = int(self.clock() * 1000) - CONNECT_GRACE_MS
+            born = {m.connection_id: m.connected_at for m in members}
+            delivery.gone = [cid for cid in delivery.gone if born.get(cid, 0) < opened_before]
+            if delivery.gone:
+                self._remove_gone(room, delivery)
 
     def _remove_gone(self, room: str, delivery: Delivery) -> None:
         """Drop connections API Gateway says are gone, and tell the room they left.
@@ -203,6 +208,9 @@ class Chat:
             )
 
     # -- rules -------------------------------------------------------------------------
+
+    def _others(self, room: str, connection_id: str) -> list[Member]:
+        return [m for m in self.store.room_members(room) if m.connection_id != connection_id]
 
     def _identity(self, connection_id: str) -> Connection:
         conn = self.store.get_connection(connection_id)

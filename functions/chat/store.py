@@ -57,6 +57,7 @@ class Connection:
 class Member:
     connection_id: str
     username: str
+    connected_at: int = 0  # epoch ms
 
 
 class StorageError(Exception):
@@ -110,6 +111,7 @@ class Store:
             "sk": _s(f"CONN#{conn.connection_id}"),
             "connection_id": _s(conn.connection_id),
             "username": _s(conn.username),
+            "connected_at": _n(conn.connected_at),
             "expires_at": expires,
         }
         self._call(
@@ -162,14 +164,18 @@ class Store:
             "TableName": self.connections_table,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": _s(f"ROOM#{room}")},
-            "ProjectionExpression": "connection_id, username, expires_at",
+            "ProjectionExpression": "connection_id, username, connected_at, expires_at",
             # A connection that joined a moment ago must get the next message.
             "ConsistentRead": True,
         }
         while True:
             page = self._call("query", **kwargs)
             members.extend(
-                Member(item["connection_id"]["S"], item["username"]["S"])
+                Member(
+                    item["connection_id"]["S"],
+                    item["username"]["S"],
+                    int(item.get("connected_at", {"N": "0"})["N"]),
+                )
                 for item in page.get("Items", [])
                 if not _expired(item, now)  # TTL deletes lazily
             )

@@ -17,7 +17,8 @@ from tests.harness import FakeGateway, items, messages_in, sample
 def test_gone_connection_is_removed_at_first_failed_post_and_others_still_receive(
     gw: FakeGateway, aws, recorder
 ) -> None:
-    alice, bob, ghost = gw.join("alice"), gw.join("bob"), gw.join("ghost")
+    alice, bob = gw.join("alice"), gw.join("bob")
+    ghost = gw.join("ghost", age_s=60)  # long past its $connect
     gw.take(alice), gw.take(bob)
     recorder.gone.add(ghost)  # its $disconnect never came
     recorder.attempts.clear()
@@ -37,7 +38,7 @@ def test_gone_connection_is_removed_at_first_failed_post_and_others_still_receiv
 
 
 def test_leave_is_announced_for_a_gone_connection(gw: FakeGateway, aws, recorder) -> None:
-    alice, ghost = gw.join("alice"), gw.join("ghost")
+    alice, ghost = gw.join("alice"), gw.join("ghost", age_s=60)
     gw.take(alice)
     recorder.gone.add(ghost)
     gw.send(alice, {"action": "typing"})  # only ghost is a recipient; nobody is told
@@ -170,3 +171,16 @@ def test_expired_membership_is_ignored(gw: FakeGateway, aws, stale_room) -> None
     gw.send(alice, {"action": "new_message", "text": "x"})
     assert gw.take(old) == []
     assert len(messages_in(aws)) == 1
+
+
+def test_a_connection_still_in_its_connect_is_not_taken_for_gone(
+    gw: FakeGateway, aws, recorder
+) -> None:
+    """API Gateway answers 410 for a connection whose $connect has not returned yet."""
+    alice = gw.join("alice")
+    newcomer = gw.join("newcomer")  # connected_at: now
+    recorder.gone.add(newcomer)  # as if its $connect were still running
+    gw.send(alice, {"action": "new_message", "text": "hi"})
+    recorder.gone.discard(newcomer)  # its $connect returned: the socket is open
+    gw.send(newcomer, {"action": "who"})
+    assert gw.take(newcomer) == [{"type": "who", "room": "general", "users": ["alice", "newcomer"]}]
