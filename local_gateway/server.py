@@ -158,6 +158,7 @@ class Gateway:
         self._functions = FunctionPool()
         self._by_route: dict[str, LambdaFunction] = {}
         self._connections: dict[str, _Connection] = {}
+        self._unfinished: dict[str, ConnectionInfo] = {}  # $connect begun, $disconnect not done
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._autosave: asyncio.Task[None] | None = None
@@ -215,6 +216,7 @@ class Gateway:
             log.warning("%d connection(s) were open when the gateway last stopped without "
                         "closing them: running their $disconnect.", len(self._orphans))
             for info in self._orphans:
+                self._unfinished[info.connection_id] = info  # until its $disconnect ran
                 self._spawn(self._disconnect(info, *_ABNORMAL))
             self._orphans = []
 
@@ -329,10 +331,15 @@ class Gateway:
         async with self._save_lock:
             self._dirty = False
             loop = asyncio.get_running_loop()
-            open_connections = [asdict(c.info) for c in self._connections.values() if c.open]
+            # Connections whose $disconnect has not run, before and after the dump: one
+            # that ends during the dump gets a harmless second $disconnect on restart, one
+            # that starts during the dump is not missed.
+            unfinished = dict(self._unfinished)
             try:
                 await loop.run_in_executor(None, self.dynamodb.sweep_expired)
                 tables = await loop.run_in_executor(None, self.dynamodb.dump)
+                unfinished.update(self._unfinished)
+                open_connections = [asdict(info) for info in unfinished.values()]
                 return await loop.run_in_executor(
                     None, save_state, state_dir, tables, open_connections)
             except Exception:
@@ -404,6 +411,9 @@ class Gateway:
             request_id=request_id,
             port=self.port,
         )
+        # From here until its $disconnect has run, the handlers may hold records of this
+        # connection: a crash in between must run that $disconnect on the next start.
+        self._unfinished[info.connection_id] = info
         # No $connect route: API Gateway accepts every connection.
         status = 200
         if "$connect" in self.routes:
@@ -411,6 +421,7 @@ class Gateway:
         if not 200 <= status < 300:
             # The handshake fails with the handler's status (a client sees e.g.
             # "Unexpected server response: 400"); nothing else happens: no $disconnect.
+            self._unfinished.pop(info.connection_id, None)
             return web.Response(status=status)
 
         try:
@@ -495,11 +506,14 @@ class Gateway:
             await asyncio.sleep(wait_ms / 1000)
 
     async def _disconnect(self, info: ConnectionInfo, code: int, reason: str) -> None:
-        if "$disconnect" not in self.routes:
-            return
-        request_id = new_id()
-        event = disconnect_event(info, status_code=code, reason=reason, request_id=request_id)
-        await self._invoke("$disconnect", event, info, request_id)
+        try:
+            if "$disconnect" not in self.routes:
+                return
+            request_id = new_id()
+            event = disconnect_event(info, status_code=code, reason=reason, request_id=request_id)
+            await self._invoke("$disconnect", event, info, request_id)
+        finally:
+            self._unfinished.pop(info.connection_id, None)
 
     async def _route_frame(self, conn: _Connection, body: str) -> None:
         route_key = select_route(body, self.routes, self.mock_routes)
