@@ -1,5 +1,5 @@
 // DOM rendering. Every string that came from a user or the server goes through
-// textContent (never innerHTML), so `<img onerror=…>` in a message is just text.
+// textContent (never parsed as HTML), so `<img onerror=…>` in a message is just text.
 // The message list is reconciled by key, so a live message, a history page and a
 // catch-up page that overlap never produce two elements for one id, and an optimistic
 // message keeps its element when its echo confirms it (it then gains its data-id).
