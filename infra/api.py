@@ -17,7 +17,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from chat.routes import MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route, function_environment
+from chat.routes import (
+    FUNCTION_MEMORY_MB,
+    FUNCTION_TIMEOUT_S,
+    MOCK_ROUTES,
+    ROUTE_SELECTION_EXPRESSION,
+    ROUTES,
+    Route,
+    function_environment,
+)
 from chat.tables import TableSpec
 from infra.data import ChatTables
 from infra.settings import Settings
@@ -27,13 +35,8 @@ FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64  # Graviton: ~20% cheaper per GB-second than x86
 
-# 256 MB: Lambda gives CPU in proportion to memory, and a cold start imports boto3
-# (~140 ms at full speed) plus Powertools; at 128 MB that doubles. The handlers hold a
-# few small items in memory, so more buys nothing. Measured use belongs in a follow-up.
-MEMORY_MB = 256
-# A broadcast is one Query plus parallel posts (~20 ms each): well under a second for a
-# busy room. 10 s bounds a stuck call well before API Gateway's 29 s integration limit.
-TIMEOUT = Duration.seconds(10)
+MEMORY_MB = FUNCTION_MEMORY_MB  # why these sizes: chat.routes
+TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_S)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,

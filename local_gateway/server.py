@@ -45,7 +45,14 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from chat.routes import MOCK_ROUTES, ROUTES, Route, function_environment
+from chat.routes import (
+    FUNCTION_MEMORY_MB,
+    FUNCTION_TIMEOUT_S,
+    MOCK_ROUTES,
+    ROUTES,
+    Route,
+    function_environment,
+)
 from chat.tables import TABLES, TableSpec
 from local_gateway import limits
 from local_gateway.dynamodb import (
@@ -93,8 +100,8 @@ class Settings:
     idle_timeout_s: float = 10 * 60
     max_connection_s: float = 2 * 60 * 60
     # The CDK app's Lambda settings (infra/api.py: 256 MB, 10 s).
-    handler_timeout_s: float = 10.0
-    memory_mb: int = 256
+    handler_timeout_s: float = FUNCTION_TIMEOUT_S  # as the CDK app deploys them
+    memory_mb: int = FUNCTION_MEMORY_MB
     max_concurrency: int = 10  # warm environments per function
     save_interval_s: float = 2.0
     extra_sys_path: tuple[str, ...] = ()  # prepended in the environments (test handlers)

@@ -104,6 +104,16 @@ MOCK_ROUTES: Mapping[str, str] = {"ping": '{"type": "pong"}'}
 
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"
 
+# Every function's size, for the CDK app and the local gateway alike.
+# 256 MB: Lambda gives CPU in proportion to memory, and a cold start imports boto3
+# (~140 ms at full speed) plus Powertools; at 128 MB that doubles. The handlers hold a
+# few small items in memory, so more buys nothing.
+FUNCTION_MEMORY_MB = 256
+# A broadcast is one Query plus parallel posts (~20 ms each): well under a second for a
+# busy room. 10 s bounds a stuck call well before API Gateway's 29 s integration limit;
+# the fan-out stops waiting 1 s before it (chat.handlers).
+FUNCTION_TIMEOUT_S = 10
+
 
 def route_for(key: str) -> Route:
     for route in ROUTES:
