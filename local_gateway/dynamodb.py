@@ -173,24 +173,7 @@ class LocalDynamoDB:
         return self.endpoint_url
 
     def _create_table(self, spec: TableSpec) -> None:
-        name = self.table_names[spec]
-        self._client.create_table(
-            TableName=name,
-            AttributeDefinitions=[
-                {"AttributeName": spec.partition_key, "AttributeType": "S"},
-                {"AttributeName": spec.sort_key, "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": spec.partition_key, "KeyType": "HASH"},
-                {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        if spec.ttl_attribute:
-            self._client.update_time_to_live(
-                TableName=name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
-            )
+        create_table(self._client, spec, self.table_names[spec])
 
     def stop(self) -> None:
         if self._client is not None:
@@ -341,3 +324,24 @@ def load_state(state_dir: Path) -> SavedState | None:
     if not isinstance(connections, list) or not all(isinstance(c, dict) for c in connections):
         connections = []
     return SavedState(tables, connections)
+
+
+def create_table(client: Any, spec: TableSpec, name: str) -> None:
+    """Create one of ``chat.tables`` through the DynamoDB API, as the CDK app declares it."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": spec.partition_key, "AttributeType": "S"},
+            {"AttributeName": spec.sort_key, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+            {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if spec.ttl_attribute:
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from chat import config, fanout, handlers, store
 from chat.routes import ROUTES
 from chat.tables import TABLES
+from local_gateway.dynamodb import create_table
 
 EVENTS = Path(__file__).resolve().parent / "events"
 STAGE = "prod"
@@ -137,18 +138,7 @@ def reset_caches() -> None:
 def create_tables(db: Any, names: dict[str, str]) -> None:
     """Create the project's tables (``chat.tables``) under the given physical names."""
     for spec in TABLES:
-        db.create_table(
-            TableName=names[spec.env_var],
-            KeySchema=[
-                {"AttributeName": spec.partition_key, "KeyType": "HASH"},
-                {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": spec.partition_key, "AttributeType": "S"},
-                {"AttributeName": spec.sort_key, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(db, spec, names[spec.env_var])
 
 
 def connection_id() -> str:
