@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEven
 from chat.config import settings
 from chat.fanout import Fanout
 from chat.observability import logger, metrics
-from chat.protocol import ProtocolError, client_id_of, error_event, parse_frame
+from chat.protocol import ProtocolError, client_id_of, error_event, is_clean_text, parse_frame
 from chat.service import Chat
 from chat.store import Store
 
@@ -175,5 +175,5 @@ def default(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
     # Reached with valid JSON only when the action is missing or not a route
     # (parse_frame already turned bad JSON into invalid_json).
     action = frame.get("action")
-    known = "" if not isinstance(action, str) else f" '{action[:32]}'"
+    known = f" '{action[:32]}'" if isinstance(action, str) and is_clean_text(action) else ""
     raise ProtocolError("unknown_action", f"unknown action{known}; see PROTOCOL.md")

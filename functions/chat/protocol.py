@@ -84,7 +84,7 @@ def parse_frame(body: str | None) -> dict[str, Any]:
     return frame
 
 
-def _is_clean_text(value: str) -> bool:
+def is_clean_text(value: str) -> bool:
     # Lone surrogates can arrive through JSON escapes ("\ud800") but cannot be encoded
     # as UTF-8, so DynamoDB and every client would choke on them later.
     try:
@@ -97,7 +97,7 @@ def _is_clean_text(value: str) -> bool:
 def client_id_of(frame: Mapping[str, Any]) -> str | None:
     """The frame's ``client_id`` when it is valid, else None (errors echo only a valid one)."""
     value = frame.get("client_id")
-    if isinstance(value, str) and 1 <= len(value) <= CLIENT_ID_MAX and _is_clean_text(value):
+    if isinstance(value, str) and 1 <= len(value) <= CLIENT_ID_MAX and is_clean_text(value):
         return value
     return None
 
@@ -119,7 +119,7 @@ def parse_new_message(frame: Mapping[str, Any]) -> NewMessage:
     if not isinstance(text, str):
         raise ProtocolError("invalid_message", "text must be a string", client_id)
     text = text.strip()
-    if not 1 <= len(text) <= TEXT_MAX or not _is_clean_text(text):
+    if not 1 <= len(text) <= TEXT_MAX or not is_clean_text(text):
         raise ProtocolError(
             "invalid_message", f"text must be 1-{TEXT_MAX} characters after trimming", client_id
         )
@@ -234,5 +234,10 @@ def error_event(code: str, message: str, client_id: str | None = None) -> dict[s
 
 
 def encode(event: Mapping[str, Any]) -> bytes:
-    """One event as the bytes of one WebSocket text frame."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """One event as the bytes of one WebSocket text frame.
+
+    Every string that reaches here was checked by ``is_clean_text``; "replace" is only a
+    safety net so that a slip can never turn an error reply into a crash.
+    """
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "replace")

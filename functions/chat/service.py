@@ -96,7 +96,13 @@ class Chat:
         self.store.add_connection(conn)
         # API Gateway refuses posts to a connection during its own $connect (it is not
         # open yet), so the joiner is left out; the page asks `who` once it is open.
-        others = self._others(conn.room, connection_id)
+        # The announcement is best effort: failing the handshake now would leave the
+        # stored connection behind as a ghost member.
+        try:
+            others = self._others(conn.room, connection_id)
+        except StorageError:
+            logger.exception("announcing a join failed")
+            return conn
         self._broadcast(conn.room, others, presence_event(conn.room, conn.username, "join"))
         return conn
 

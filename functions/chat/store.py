@@ -69,10 +69,12 @@ def _client() -> Any:
     # One client per process, reused by every invocation (and thread) of this container.
     return boto3.client(
         "dynamodb",
+        # Worst case 2 x (1 s + 2 s) plus a short backoff: inside the functions' 10 s
+        # timeout with room to answer the sender (an item call takes milliseconds).
         config=Config(
-            connect_timeout=2,
-            read_timeout=5,
-            retries={"mode": "standard", "total_max_attempts": 3},
+            connect_timeout=1,
+            read_timeout=2,
+            retries={"mode": "standard", "total_max_attempts": 2},
         ),
     )
 
@@ -217,13 +219,18 @@ class Store:
         stale = [b for b in counts if b < since_bucket]
         if len(stale) >= _STALE_BUCKETS_KEPT:  # rare: tidy up once in a while, not per frame
             names = {f"#s{i}": f"{_RATE}{b}" for i, b in enumerate(stale)}
-            self._call(
-                "update_item",
-                TableName=self.connections_table,
-                Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
-                UpdateExpression="REMOVE " + ", ".join(names),
-                ExpressionAttributeNames=names,
-            )
+            try:
+                self._db.update_item(
+                    TableName=self.connections_table,
+                    Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+                    UpdateExpression="REMOVE " + ", ".join(names),
+                    # Never recreate the item if $disconnect deleted it meanwhile.
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames=names,
+                )
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise StorageError(f"update_item: {exc}") from exc
         recent = sum(n for b, n in counts.items() if b >= since_bucket)
         return _connection(item), recent
 
@@ -238,12 +245,9 @@ class Store:
         """
         item = _message_item(message)
         if message.client_id is None:
-            self._call(
-                "put_item",
-                TableName=self.messages_table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            # No condition: a fresh ULID cannot collide, and a condition would turn
+            # botocore's retry of a put that did commit into a false failure.
+            self._call("put_item", TableName=self.messages_table, Item=item)
             return message, True
         now = int(time.time())
         key = {"pk": _s(_idempotency_pk(message)), "sk": _s("IDEM")}
@@ -273,7 +277,9 @@ class Store:
             )
             return message, True
         except ClientError as exc:
-            if not _condition_failed(exc):
+            # A conflict means a concurrent retry of the same message is committing:
+            # look for the original as for a failed condition.
+            if not (_condition_failed(exc) or _conflicted(exc)):
                 raise StorageError(str(exc)) from exc
         original = self._original(key, message.room)
         if original is None:  # the key's message vanished: should not happen, but never lose it
@@ -345,6 +351,13 @@ def _condition_failed(exc: ClientError) -> bool:
     # moto (and older botocore) put the reasons only in the message text.
     return error.get("Code") == "TransactionCanceledException" and (
         "ConditionalCheckFailed" in error.get("Message", "")
+    )
+
+
+def _conflicted(exc: ClientError) -> bool:
+    reasons = exc.response.get("CancellationReasons") or []
+    return any(r.get("Code") == "TransactionConflict" for r in reasons) or (
+        "TransactionConflict" in exc.response.get("Error", {}).get("Message", "")
     )
 
 

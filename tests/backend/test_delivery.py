@@ -184,3 +184,29 @@ def test_a_connection_still_in_its_connect_is_not_taken_for_gone(
     recorder.gone.discard(newcomer)  # its $connect returned: the socket is open
     gw.send(newcomer, {"action": "who"})
     assert gw.take(newcomer) == [{"type": "who", "room": "general", "users": ["alice", "newcomer"]}]
+
+
+def test_a_failed_join_announcement_does_not_refuse_or_orphan_the_connection(
+    gw: FakeGateway, aws
+) -> None:
+    """DynamoDB fails the room Query during $connect: the handshake still succeeds."""
+    from botocore.exceptions import ClientError
+
+    db = handlers._store()._db
+    bob = gw.join("bob")
+
+    def throttle(**_kwargs) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+            "Query",
+        )
+
+    db.meta.events.register("before-call.dynamodb.Query", throttle)
+    try:
+        alice, response = gw.connect("alice")
+    finally:
+        db.meta.events.unregister("before-call.dynamodb.Query", throttle)
+    assert response["statusCode"] == 200
+    assert gw.take(bob) == []  # the join could not be announced...
+    gw.send(alice, {"action": "who"})  # ...but alice is a full member
+    assert gw.take(alice) == [{"type": "who", "room": "general", "users": ["alice", "bob"]}]

@@ -318,6 +318,7 @@ def test_typing_goes_to_the_others_in_the_room_and_is_not_stored(gw: FakeGateway
         ('{"text": "no action"}', "unknown_action", None),
         ('{"action": "dance", "client_id": "d1"}', "unknown_action", "d1"),
         ('{"action": 5}', "unknown_action", None),
+        ('{"action": "\\ud800", "client_id": "s1"}', "unknown_action", "s1"),
     ],
 )
 def test_default_route_answers_bad_json_and_unknown_actions(
