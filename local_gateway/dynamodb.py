@@ -228,8 +228,19 @@ class LocalDynamoDB:
             while True:
                 page = self._client.scan(**kwargs)
                 for key in page.get("Items", []):
-                    self._client.delete_item(TableName=name, Key=key)
-                    deleted += 1
+                    try:
+                        # Conditional: an item rewritten since the scan (a fresh
+                        # idempotency key, say) must survive.
+                        self._client.delete_item(
+                            TableName=name,
+                            Key=key,
+                            ConditionExpression="#ttl < :now",
+                            ExpressionAttributeNames={"#ttl": spec.ttl_attribute},
+                            ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                        )
+                        deleted += 1
+                    except self._client.exceptions.ConditionalCheckFailedException:
+                        pass
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -178,7 +178,7 @@ def select_route(
     """
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # e.g. 5,000 nested arrays: still $default
         return "$default"
     action = parsed.get("action") if isinstance(parsed, dict) else None
     if isinstance(action, str) and not action.startswith("$") and (

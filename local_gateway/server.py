@@ -523,8 +523,17 @@ class Gateway:
             self._unfinished.pop(info.connection_id, None)
 
     async def _route_frame(self, conn: _Connection, body: str) -> None:
-        route_key = select_route(body, self.routes, self.mock_routes)
         request_id = new_id()
+        try:
+            await self._route(conn, body, request_id)
+        except Exception:
+            # A bug here must not swallow the frame silently: answer as API Gateway
+            # does when something breaks behind it.
+            log.exception("Routing a frame of %s failed", conn.info.connection_id)
+            await self._send(conn, _gateway_error("Internal server error", conn, request_id))
+
+    async def _route(self, conn: _Connection, body: str, request_id: str) -> None:
+        route_key = select_route(body, self.routes, self.mock_routes)
         if route_key in self.mock_routes:
             started = time.monotonic()
             await self._send(conn, self.mock_routes[route_key])

@@ -153,7 +153,9 @@ def test_unicode_usernames_are_accepted(chat_gw):
 @pytest.mark.parametrize(("frame", "code"), [
     ("not json", "invalid_json"),
     ("[1, 2]", "invalid_json"),
+    ("[" * 5000 + "]" * 5000, "invalid_json"),  # nested too deep for a JSON parser
     ('{"text": "no action"}', "unknown_action"),
+    ('{"action": "\\ud800"}', "unknown_action"),  # a lone surrogate in the action
     ('{"action": "shout"}', "unknown_action"),
     ('{"action": "new_message", "text": "   "}', "invalid_message"),
     ('{"action": "new_message"}', "invalid_message"),

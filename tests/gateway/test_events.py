@@ -161,6 +161,7 @@ def test_request_time_format_matches_the_sample():
     ('["action", "echo"]', "$default"),
     ("not json", "$default"),
     ("", "$default"),
+    ("[" * 5000 + "]" * 5000, "$default"),  # too deep for json: still routed
 ])
 def test_route_selection_on_request_body_action(body, route):
     assert select_route(body, {"echo": object(), "$default": object()},
