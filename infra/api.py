@@ -165,12 +165,12 @@ class ChatApi(Construct):
                 route, table_names=table_names, callback_url=self.stage.callback_url
             ),
         )
-        for spec, access in route.tables().items():
-            table = self._data.tables[spec]
-            if access == "read":
-                table.grant_read_data(role)
-            elif access == "read_write":
-                table.grant_read_write_data(role)
+        # Exact item-level actions (chat.routes.ACCESS_ACTIONS), not grant_read_data /
+        # grant_read_write_data: those add Scan, Batch*, DescribeTable, ConditionCheckItem
+        # and stream reads the handlers never call. The tables have no indexes, so grant()
+        # names only the table ARN.
+        for spec, actions in route.table_actions().items():
+            self._data.tables[spec].grant(role, *actions)
         if route.posts:
             # Scoped to this stage's @connections, not to every stage of the API.
             self.stage.grant_management_api_access(role)

@@ -20,6 +20,20 @@ Access = Literal["none", "read", "read_write"]
 # local gateway sets its own ``http://127.0.0.1:<port>/local``.
 CALLBACK_URL_ENV = "CALLBACK_URL"
 
+# The DynamoDB IAM actions each access level grants: exactly the item-level calls
+# ``chat.store`` makes, nothing the grant_read_data/grant_read_write_data bundles add
+# (Scan, Batch*, DescribeTable, ConditionCheckItem, streams). TransactWriteItems needs no
+# action of its own: IAM authorizes each item in it by its operation (Put -> PutItem).
+# A store that starts calling something new must add it here, or it fails with
+# AccessDenied on AWS (the local gateway does not enforce IAM).
+READ_ACTIONS: tuple[str, ...] = ("dynamodb:GetItem", "dynamodb:Query")
+WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+ACCESS_ACTIONS: Mapping[Access, tuple[str, ...]] = {
+    "none": (),
+    "read": READ_ACTIONS,
+    "read_write": READ_ACTIONS + WRITE_ACTIONS,
+}
+
 
 @dataclass(frozen=True)
 class Route:
@@ -43,6 +57,10 @@ class Route:
             for spec, access in ((CONNECTIONS, self.connections), (MESSAGES, self.messages))
             if access != "none"
         }
+
+    def table_actions(self) -> dict[TableSpec, tuple[str, ...]]:
+        """The exact DynamoDB IAM actions this route's function needs, per table it touches."""
+        return {spec: ACCESS_ACTIONS[access] for spec, access in self.tables().items()}
 
 
 ROUTES: tuple[Route, ...] = (

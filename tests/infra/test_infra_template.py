@@ -26,13 +26,28 @@ from infra.settings import DEFAULTS, Settings
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = {key: value for key, value in DEFAULTS.items() if value is not None}
 
-DYNAMODB_WRITES = {
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
+# Written out here, not read from chat.routes.ACCESS_ACTIONS: the calls chat.store makes
+# (Connections: GetItem, Query, Put in TransactWriteItems, UpdateItem, DeleteItem;
+# Messages: GetItem, Query, PutItem), so a widened mapping fails this test too.
+DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:Query"}
+DYNAMODB_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+EXPECTED_DYNAMODB_ACTIONS = {
+    "none": set(),
+    "read": DYNAMODB_READS,
+    "read_write": DYNAMODB_READS | DYNAMODB_WRITES,
 }
-DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
+# What grant_read_data / grant_read_write_data would add and no handler calls.
+UNUSED_DYNAMODB_ACTIONS = {
+    "dynamodb:Scan",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:DescribeStream",
+    "dynamodb:ListStreams",
+}
 
 
 @pytest.fixture(scope="module")
@@ -262,13 +277,14 @@ def test_function_grants_match_the_route_table(resources: dict[str, Any], route:
         access = dict(route.tables()).get(spec, "none")
         on_table = [s for s in statements if tables[spec] in resource_ids(s)]
         actions = {a for s in on_table for a in actions_of(s)}
-        if access == "none":
-            assert not actions, f"{route.key} must not touch {spec.logical_id}"
-        elif access == "read":
-            assert actions >= DYNAMODB_READS
-            assert not actions & DYNAMODB_WRITES, f"{route.key} only reads {spec.logical_id}"
-        else:
-            assert actions >= DYNAMODB_READS | DYNAMODB_WRITES
+        # Exactly, not "at least": an extra Scan or Batch* grant fails here.
+        assert actions == EXPECTED_DYNAMODB_ACTIONS[access], (route.key, spec.logical_id)
+        assert actions == set(route.table_actions().get(spec, ())), (route.key, spec.logical_id)
+        table_arns = [{"Fn::GetAtt": [table_id, "Arn"]} for table_id in tables.values()]
+        for statement in on_table:
+            # Table ARNs only: no "/index/*" or "/stream/*" (the tables have neither).
+            arns = statement["Resource"]
+            assert all(arn in table_arns for arn in (arns if isinstance(arns, list) else [arns]))
     manage = [s for s in statements if "execute-api:ManageConnections" in actions_of(s)]
     assert bool(manage) == route.posts
     for statement in manage:
@@ -295,6 +311,15 @@ def test_no_wildcard_actions_are_allowed(resources: dict[str, Any]) -> None:
                 assert action != "*" and not action.endswith(":*"), (action, statement)
                 if action.startswith("dynamodb:"):
                     assert "*" not in action, action
+
+
+def test_no_unused_dynamodb_action_is_granted_anywhere(
+    synth: tuple[Template, dict[str, Any], Path],
+) -> None:
+    text = json.dumps(synth[1])
+    assert "dynamodb:Scan" not in text
+    for action in UNUSED_DYNAMODB_ACTIONS:
+        assert f'"{action}"' not in text, action
 
 
 def test_dynamodb_grants_name_tables_not_wildcards(resources: dict[str, Any]) -> None:
