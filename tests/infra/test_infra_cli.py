@@ -47,7 +47,8 @@ def cli_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert elapsed < 60, f"cdk synth took {elapsed:.1f} s"
+    # Recorded, not asserted: a wall-clock bound is a flaky test on a busy CI machine
+    # (team rule: no timing tests). `pytest -s` or the report's captured output shows it.
     print(f"npx cdk synth: {elapsed:.1f} s")
     return outdir / f"{STACK}.template.json"
 
