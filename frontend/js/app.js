@@ -278,6 +278,9 @@ function onError(s, data) {
     // lose its server-side record, and every frame then fails): a new connection heals it.
     failHistory(s, { retry: false });
     s.conn.reconnect();
+    if (s.conn.state === 'offline') {
+      showNotice(`#${s.room} cannot be loaded: the server keeps failing. Use “Retry now” to try again.`, 60000);
+    }
     return;
   }
   if (loading && (data.code === 'invalid_message' || data.code === 'internal')) failHistory(s);
@@ -322,6 +325,7 @@ function onHistory(s, data) {
   if (!req) return;
   clearTimeout(req.timer);
   s.history.inflight = null;
+  s.conn.markHealthy(); // this connection serves the room: only now reset the backoff
   const messages = Array.isArray(data.messages) ? data.messages : [];
   const before = data.before ?? null;
   const store = s.store;

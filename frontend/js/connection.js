@@ -10,6 +10,12 @@ import { frames } from './protocol.js';
 const PING_EVERY_MS = 4 * 60 * 1000; // comfortably inside the 10 min idle timeout
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
+// A socket that opens is not yet a socket that works: the backoff is reset only once the
+// page says the connection served it (markHealthy), or after this long online anyway.
+const HEALTHY_AFTER_MS = 30000;
+// Sockets replaced in a row (each opened, then could not serve the room) before giving
+// up and waiting for the user's "Retry now".
+export const MAX_REPLACEMENTS = 4;
 
 export class Connection extends EventTarget {
   #url;
@@ -19,6 +25,8 @@ export class Connection extends EventTarget {
   #stopped = true;
   #retryTimer = 0;
   #pingTimer = 0;
+  #healthyTimer = 0;
+  #replaced = 0; // consecutive reconnect() calls since the last healthy connection
 
   state = 'offline'; // connecting | online | reconnecting | offline
   retryAt = 0;
@@ -68,7 +76,21 @@ export class Connection extends EventTarget {
   reconnect() {
     if (this.#stopped || !this.#ws) return;
     this.#drop();
+    this.#replaced += 1;
+    if (this.#replaced >= MAX_REPLACEMENTS) {
+      // The server keeps failing us: stop hammering it, let the user decide when to retry.
+      this.retryAt = 0;
+      this.#setState('offline', 'gave up');
+      return;
+    }
     this.#scheduleRetry('replaced');
+  }
+
+  /** The open socket did real work (a history page came back): reset the backoff. */
+  markHealthy() {
+    clearTimeout(this.#healthyTimer);
+    this.#attempt = 0;
+    this.#replaced = 0;
   }
 
   /** Send a frame if the socket is open; false means the caller must keep it for later. */
@@ -96,7 +118,10 @@ export class Connection extends EventTarget {
       opened = true;
       const reconnect = this.#everOpen;
       this.#everOpen = true;
-      this.#attempt = 0;
+      // Not `#attempt = 0` here: a server that accepts sockets and then fails every
+      // request would otherwise be reconnected to about once a second, forever.
+      clearTimeout(this.#healthyTimer);
+      this.#healthyTimer = setTimeout(() => this.markHealthy(), HEALTHY_AFTER_MS);
       this.#setState('online');
       clearInterval(this.#pingTimer);
       this.#pingTimer = setInterval(() => this.send(frames.ping()), PING_EVERY_MS);
@@ -115,6 +140,7 @@ export class Connection extends EventTarget {
       if (ws !== this.#ws) return; // a socket we already abandoned
       this.#ws = null;
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#healthyTimer);
       if (this.#stopped) return;
       if (!opened && !this.#everOpen) {
         // A browser hides the handshake's HTTP status, so a first connection that never
@@ -148,6 +174,7 @@ export class Connection extends EventTarget {
     const ws = this.#ws;
     this.#ws = null;
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#healthyTimer);
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;
       try { ws.close(1000); } catch { /* already closing */ }

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from itertools import pairwise
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -591,3 +592,54 @@ def test_a_connection_that_cannot_load_the_room_is_replaced(
         assert len(sockets) == 2
         send(page, "hello from the second socket")
         other.recv_until(lambda e: e.get("text") == "hello from the second socket")
+
+
+@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
+def test_a_room_that_never_loads_backs_off_then_waits_for_the_user(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    # Every socket opens fine, but every `history` fails with `internal`: the page replaces
+    # the socket, yet each replacement must wait longer than the last, and after a few it
+    # stops and offers "Retry now" instead of reconnecting about once a second forever.
+    page = new_page()
+    opened: list[float] = []
+    failing = [True]
+
+    def on_socket(ws) -> None:
+        server = ws.connect_to_server()
+        opened.append(time.monotonic())
+
+        def from_page(message) -> None:
+            if failing[0] and json.loads(message).get("action") == "history":
+                ws.send(json.dumps({"type": "error", "code": "internal",
+                                    "message": "storage is down"}))
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/local"), on_socket)
+    page.goto(gateway.url)
+    page.locator("input[name=username]").fill("olga")
+    page.locator("input[name=room]").fill(room)
+    page.locator("#join-form button[type=submit]").click()
+    status = page.get_by_role("status")
+    expect(status).to_have_text("Offline", timeout=60_000)
+    expect(page.locator("#notice")).to_contain_text("cannot be loaded")
+    retry_now = page.get_by_role("button", name="Retry now")
+    expect(retry_now).to_be_visible()
+    # Four sockets (the page's cap), each replacement after a longer wait: the backoff's
+    # floor is 0.5 s, 1 s, 2 s (equal jitter on 1, 2, 4 s); a little slack for timing noise.
+    assert len(opened) == 4, opened
+    gaps = [b - a for a, b in pairwise(opened)]
+    for n, gap in enumerate(gaps):
+        assert gap >= 0.5 * 2**n - 0.15, gaps
+    # Given up means given up: no timer brings another socket.
+    page.wait_for_timeout(1500)
+    assert len(opened) == 4
+
+    # The user retries once the server is well again: the room loads.
+    failing[0] = False
+    retry_now.click()
+    expect_online(page)
+    assert len(opened) == 5
