@@ -47,7 +47,8 @@ from typing import Any
 # Lambda's own limit on the init phase (importing the handler module).
 INIT_TIMEOUT_S = 10.0
 
-_PRESERVED_PREFIXES = ("AWS_", "POWERTOOLS_", "_X_AMZN_", "LAMBDA_")
+# Inherited variables with these prefixes are dropped: a function sees only its own.
+_STRIPPED_PREFIXES = ("AWS_", "POWERTOOLS_", "_X_AMZN_", "LAMBDA_")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _worker_main(conn: Connection, config: FunctionConfig) -> None:
     # stop (it still runs $disconnect handlers while shutting down).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for key in list(os.environ):
-        if key.startswith(_PRESERVED_PREFIXES):
+        if key.startswith(_STRIPPED_PREFIXES):
             del os.environ[key]
     os.environ.update(config.environment)
     sys.path[:0] = list(config.extra_sys_path)

@@ -38,13 +38,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from chat.protocol import iso_time
 from chat.routes import (
     FUNCTION_MEMORY_MB,
     FUNCTION_TIMEOUT_S,
@@ -611,10 +611,10 @@ class Gateway:
             return web.Response(status=200)
         if request.method == "GET":
             return web.json_response({
-                "connectedAt": _iso(conn.info.connected_at),
+                "connectedAt": iso_time(conn.info.connected_at),
                 "identity": {"sourceIp": conn.info.source_ip,
                              "userAgent": conn.info.user_agent},
-                "lastActiveAt": _iso(conn.info.last_active_at),
+                "lastActiveAt": iso_time(conn.info.last_active_at),
             })
         if request.method == "DELETE":
             self._spawn(self._close(conn, *_DELETED))
@@ -665,11 +665,6 @@ def _gone() -> web.Response:
         headers={"x-amzn-ErrorType": "GoneException", "x-amzn-RequestId": str(uuid.uuid4()),
                  "Content-Type": "application/json"},
     )
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _warm_forkserver() -> None:
