@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
@@ -121,6 +121,15 @@ class ChatApi(Construct):
             )
         for key, reply in MOCK_ROUTES.items():
             self._add_mock_route(key, reply)
+
+    @property
+    def websocket_origin(self) -> str:
+        """``wss://{api-id}.execute-api.{region}.{url-suffix}``: the stage URL minus its path.
+
+        Built from the same tokens CDK uses for ``stage.url``, so a Content-Security-Policy
+        can name this API alone (connect-src) rather than every ``*.amazonaws.com`` host.
+        """
+        return f"wss://{self.api.api_id}.execute-api.{self.stage.env.region}.{Aws.URL_SUFFIX}"
 
     def _function_for(self, route: Route) -> lambda_.Function:
         """A function with its own role, log group and exactly the grants its route lists."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Aws, Duration, Names, RemovalPolicy
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3 as s3
@@ -13,6 +13,30 @@ from constructs import Construct
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 CONFIG_KEY = "config.json"
+
+
+def content_security_policy(websocket_origin: str) -> str:
+    """The deployed page's CSP: its own files, and WebSockets to this stack's API only.
+
+    frontend/index.html carries a meta CSP too, wider on purpose (``ws://localhost``,
+    ``wss://*.amazonaws.com``) so the same file works with the local gateway and any
+    stack. A browser enforces every policy it is given, so this header narrows the
+    deployed page to its own API; it also adds ``frame-ancestors``, which a meta CSP
+    cannot set.
+    """
+    directives = {
+        "default-src": "'none'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self'",
+        # 'self' for config.json; the API by its exact origin, no wildcard host.
+        "connect-src": f"'self' {websocket_origin}",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "object-src": "'none'",
+        "frame-ancestors": "'none'",
+    }
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
 def _has_files(folder: Path) -> bool:
@@ -27,7 +51,13 @@ class Frontend(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, websocket_url: str, destroy: bool
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        websocket_url: str,
+        websocket_origin: str,
+        destroy: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -42,6 +72,37 @@ class Frontend(Construct):
             removal_policy=RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN,
             auto_delete_objects=destroy,
         )
+        # Our own policy rather than the managed SECURITY_HEADERS one: that one has no CSP
+        # and allows same-origin framing. override=True: these win over anything S3 sends.
+        self.response_headers_policy = cloudfront.ResponseHeadersPolicy(
+            self,
+            "SecurityHeaders",
+            # Policy names are unique per account, not per region: the default name
+            # (from the construct path) would collide for one stack name in two regions.
+            response_headers_policy_name=(
+                f"{Names.unique_resource_name(self, max_length=90)}-SecurityHeaders-{Aws.REGION}"
+            ),
+            comment="Serverless chat page: CSP naming this stack's API, HSTS, no framing",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=content_security_policy(websocket_origin),
+                    override=True,
+                ),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365),
+                    include_subdomains=True,
+                    override=True,
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                # The page links nowhere and fetches only its own origin and the API.
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=True
+                ),
+            ),
+        )
         self.distribution = cloudfront.Distribution(
             self,
             "Distribution",
@@ -52,7 +113,7 @@ class Frontend(Construct):
                 # policy admits only this distribution.
                 origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+                response_headers_policy=self.response_headers_policy,
             ),
             # North America + Europe edges: the cheapest class; others still reach the site.
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,

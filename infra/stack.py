@@ -29,7 +29,11 @@ class ChatStack(Stack):
         self.chat_api = ChatApi(self, "Api", data=self.data, settings=settings)
         websocket_url = self.chat_api.stage.url  # wss://{api}.execute-api.{region}.../{stage}
         self.frontend = Frontend(
-            self, "Frontend", websocket_url=websocket_url, destroy=settings.destroy
+            self,
+            "Frontend",
+            websocket_url=websocket_url,
+            websocket_origin=self.chat_api.websocket_origin,
+            destroy=settings.destroy,
         )
 
         CfnOutput(

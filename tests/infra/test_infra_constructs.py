@@ -21,7 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_destroy_flag_makes_tables_and_site_disposable() -> None:
     stack = Stack()
     ChatTables(stack, "Data", destroy=True)
-    Frontend(stack, "Frontend", websocket_url="wss://example.invalid/prod", destroy=True)
+    Frontend(
+        stack,
+        "Frontend",
+        websocket_url="wss://example.invalid/prod",
+        websocket_origin="wss://example.invalid",
+        destroy=True,
+    )
     template = Template.from_stack(stack)
     for cfn_type in ("AWS::DynamoDB::Table", "AWS::S3::Bucket"):
         for resource in template.find_resources(cfn_type).values():

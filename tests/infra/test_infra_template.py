@@ -423,6 +423,79 @@ def test_cloudfront_uses_origin_access_control(template: Template) -> None:
     )
 
 
+def _joined(value: Any, tokens: dict[str, str]) -> str:
+    """An ``Fn::Join`` (or plain string) as text, each Ref replaced by ``tokens[ref]``."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return separator.join(p if isinstance(p, str) else tokens[p["Ref"]] for p in parts)
+
+
+def test_site_sends_security_headers_and_a_csp_naming_this_api(
+    resources: dict[str, Any],
+) -> None:
+    (policy_id, policy) = next(
+        iter(of_type(resources, "AWS::CloudFront::ResponseHeadersPolicy").items())
+    )
+    (distribution,) = of_type(resources, "AWS::CloudFront::Distribution").values()
+    behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behavior["ResponseHeadersPolicyId"] == {"Ref": policy_id}  # ours, not a managed one
+    config = policy["Properties"]["ResponseHeadersPolicyConfig"]
+    # One name per account, whichever regions the stack is deployed to.
+    assert {"Ref": "AWS::Region"} in config["Name"]["Fn::Join"][1]
+    headers = config["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert headers["ContentTypeOptions"] == {"Override": True}
+    assert headers["FrameOptions"] == {"FrameOption": "DENY", "Override": True}
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] in {
+        "no-referrer",
+        "same-origin",
+        "strict-origin-when-cross-origin",
+    }
+    assert all(h["Override"] is True for h in headers.values())
+
+    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    (api_id,) = of_type(resources, "AWS::ApiGatewayV2::Api")
+    # The API's origin from this template's own tokens: the API's id, region and suffix.
+    parts = csp["Fn::Join"][1]
+    assert {"Ref": api_id} in parts
+    assert {"Ref": "AWS::Region"} in parts and {"Ref": "AWS::URLSuffix"} in parts
+    text = _joined(csp, {api_id: "API", "AWS::Region": "REGION", "AWS::URLSuffix": "amazonaws.com"})
+    directives = {
+        name: value.split()
+        for name, _, value in (d.strip().partition(" ") for d in text.split(";"))
+    }
+    assert directives == {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'", "wss://API.execute-api.REGION.amazonaws.com"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+    assert "*" not in json.dumps(csp)  # no "*.amazonaws.com", no wildcard of any kind
+    assert "ws://" not in json.dumps(csp)  # the local gateway's origins stay in the meta CSP
+
+
+def test_csp_origin_is_the_stage_url_origin(
+    synth: tuple[Template, dict[str, Any], Path], resources: dict[str, Any]
+) -> None:
+    """connect-src names the host the page is told to connect to (WebSocketUrl output)."""
+    (api_id,) = of_type(resources, "AWS::ApiGatewayV2::Api")
+    tokens = {api_id: "API", "AWS::Region": "REGION", "AWS::URLSuffix": "SUFFIX"}
+    url = _joined(synth[1]["Outputs"]["WebSocketUrl"]["Value"], tokens)
+    (policy,) = of_type(resources, "AWS::CloudFront::ResponseHeadersPolicy").values()
+    csp = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"][
+        "ContentSecurityPolicy"
+    ]["ContentSecurityPolicy"]
+    origin = url.removesuffix(f"/{DEFAULTS['stage_name']}")
+    assert origin == "wss://API.execute-api.REGION.SUFFIX"
+    assert f"connect-src 'self' {origin};" in _joined(csp, tokens)
+
+
 def test_config_json_carries_the_stage_wss_url(
     synth: tuple[Template, dict[str, Any], Path], resources: dict[str, Any]
 ) -> None:
