@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from chat.routes import function_environment
 from local_gateway.server import REPO_ROOT
-from tests.gateway.conftest import FAKE_ROUTES, open_client
+from tests.gateway.conftest import FAKE_ROUTES, fake_gateway, open_client
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -93,22 +93,25 @@ def test_a_handler_that_times_out_gets_the_error_frame_and_its_environment_is_re
         error = client.recv(timeout=10)
         elapsed = time.monotonic() - started
         assert error["message"] == "Internal server error"
-        assert 1.4 < elapsed < 5  # the 1.5 s handler timeout of these tests
+        assert 1.4 < elapsed < 8  # the 1.5 s handler timeout of these tests
         # The hung process was killed: the function still answers (a fresh environment).
         client.send({"action": "slow", "seconds": 0})
         assert client.recv()["type"] == "slow-done"
 
 
-def test_one_slow_invocation_does_not_stall_other_connections(fake_gw):
-    with open_client(fake_gw.websocket_url) as slow, open_client(fake_gw.websocket_url) as fast:
+def test_one_slow_invocation_does_not_stall_other_connections():
+    with fake_gateway(handler_timeout_s=15) as gw, open_client(
+        gw.websocket_url
+    ) as slow, open_client(gw.websocket_url) as fast:
         connection_id_of(fast)  # warm
-        slow.send({"action": "slow", "seconds": 1.2})
+        slow.send({"action": "slow", "seconds": 6})
         time.sleep(0.1)
         started = time.monotonic()
         for _ in range(3):
             fast.request({"action": "echo"}, "echo")
-        assert time.monotonic() - started < 1.0
-        assert slow.recv(timeout=10)["type"] == "slow-done"
+        # Well inside the slow one's 6 s, with room for a noisy machine.
+        assert time.monotonic() - started < 4.0
+        assert slow.recv(timeout=15)["type"] == "slow-done"
 
 
 # -- the Lambda environment ----------------------------------------------------------------
