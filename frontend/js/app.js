@@ -195,10 +195,13 @@ function onStatus(s, { state, retryAt }) {
 function onOpen(s, reconnect) {
   if (s !== session) return;
   s.conn.send(frames.who());
-  if (s.store.lastId) {
+  const store = s.store;
+  if (store.lastId && (store.olderCursor || store.reachedStart)) {
     // Catch up: page back from the newest message until we reach the last one we saw.
-    requestHistory(s, { kind: 'catchup', target: s.store.lastId, pages: 1 });
+    requestHistory(s, { kind: 'catchup', target: store.lastId, pages: 1 });
   } else {
+    // No history page has arrived yet (a live message or our own echo may have): only the
+    // newest page decides "load older" and "start of the room". Overlaps merge by id.
     requestHistory(s, { kind: 'latest' });
   }
   // Messages typed while offline, or sent just before the drop: resending with the same

@@ -643,3 +643,43 @@ def test_a_room_that_never_loads_backs_off_then_waits_for_the_user(
     retry_now.click()
     expect_online(page)
     assert len(opened) == 5
+
+
+@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
+def test_a_reconnect_before_the_first_history_page_still_loads_it(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    # The first socket's history request goes unanswered; a live message arrives meanwhile,
+    # then the socket drops. The new socket must ask for the newest page (not a catch-up
+    # from that live message), or "Load older" and "This is the start" never appear.
+    page = new_page()
+    sockets = []
+
+    def on_socket(ws) -> None:
+        server = ws.connect_to_server()
+        sockets.append(ws)
+        first = len(sockets) == 1
+
+        def from_page(message) -> None:
+            if not (first and json.loads(message).get("action") == "history"):
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/local"), on_socket)
+    with WsClient(gateway, "seed0", room) as other:
+        other.say("from before you came")
+        page.goto(gateway.url)
+        page.locator("input[name=username]").fill("pia")
+        page.locator("input[name=room]").fill(room)
+        page.locator("#join-form button[type=submit]").click()
+        expect(page.get_by_role("status")).to_have_text("Online")
+        other.recv_until(lambda e: e.get("type") == "presence" and e["event"] == "join")
+        other.say("live, while you loaded")
+        expect(message_with(page, "live, while you loaded")).to_have_count(1)
+        expect(page.locator("#history-start, #load-older").locator("visible=true")).to_have_count(0)
+        sockets[0].close()
+        wait_until(page, lambda: len(sockets) == 2)
+        expect_online(page)
+    expect(page.get_by_text(f"This is the start of #{room}.")).to_be_visible()
+    assert texts(page) == ["from before you came", "live, while you loaded"]
