@@ -17,6 +17,10 @@ const TYPING_EVERY_MS = 3000; // PROTOCOL: send `typing` at most every 3 s
 const CONFIRM_TIMEOUT_MS = 15000; // no echo by then: mark failed, offer a retry
 const HISTORY_TIMEOUT_MS = 15000;
 const CATCH_UP_MAX_PAGES = 20; // beyond 1,000 missed messages, stop paging back
+// After a `leave`, one `who` for a burst of them, at a random moment so a room full of
+// pages does not ask all at once (every page sees every leave: O(N²) reads otherwise).
+const WHO_AFTER_LEAVE_MS = 1500;
+const WHO_JITTER_MS = 2500;
 const NAME_KEY = 'chat.username';
 
 const $ = (id) => document.getElementById(id);
@@ -111,6 +115,7 @@ function startSession(baseUrl, me, room) {
     history: { queue: [], inflight: null }, // one `history` request at a time: replies carry no request id
     lastTypingSent: 0, unread: 0, timers: new Set(),
     inFlight: null, confirmTimer: 0, // our one new_message awaiting its echo (see pumpOutbox)
+    whoTimer: 0, // a coalesced `who` after presence leaves (see scheduleWho)
   };
   session = s;
 
@@ -147,6 +152,7 @@ function endSession() {
   s.conn.stop();
   for (const t of s.timers) clearInterval(t);
   clearTimeout(s.confirmTimer);
+  clearTimeout(s.whoTimer);
   clearTimeout(s.history.inflight?.timer);
   ui.chatView.hidden = true;
   ui.header.hidden = true;
@@ -194,6 +200,8 @@ function onStatus(s, { state, retryAt }) {
 
 function onOpen(s, reconnect) {
   if (s !== session) return;
+  clearTimeout(s.whoTimer);
+  s.whoTimer = 0;
   s.conn.send(frames.who());
   const store = s.store;
   if (store.lastId && (store.olderCursor || store.reachedStart)) {
@@ -237,11 +245,12 @@ function onFrame(s, data) {
     case 'presence':
       if (data.event === 'join') s.store.online.add(String(data.username));
       if (data.event === 'leave') {
-        // One user may have several tabs: drop the name now, then let `who` say who is
-        // really left (it lists each username once however many connections it has).
+        // One user may have several tabs: drop the name now, then let a `who` a little
+        // later say who is really left (it lists each username once however many
+        // connections it has). One `who` covers a whole burst of leaves.
         s.store.online.delete(String(data.username));
         s.store.stopTyping(String(data.username));
-        s.conn.send(frames.who());
+        scheduleWho(s);
         renderTypingLine(s);
       }
       renderOnlineList(s);
@@ -288,6 +297,14 @@ function onError(s, data) {
   }
   if (loading && (data.code === 'invalid_message' || data.code === 'internal')) failHistory(s);
   showNotice(`Server: ${message}`);
+}
+
+function scheduleWho(s) {
+  if (s.whoTimer) return;
+  s.whoTimer = setTimeout(() => {
+    s.whoTimer = 0;
+    if (session === s) s.conn.send(frames.who()); // offline: onOpen asks anyway
+  }, WHO_AFTER_LEAVE_MS + Math.random() * WHO_JITTER_MS);
 }
 
 // ---------------------------------------------------------------- history

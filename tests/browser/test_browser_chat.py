@@ -683,3 +683,54 @@ def test_a_reconnect_before_the_first_history_page_still_loads_it(
         expect_online(page)
     expect(page.get_by_text(f"This is the start of #{room}.")).to_be_visible()
     assert texts(page) == ["from before you came", "live, while you loaded"]
+
+
+@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
+def test_a_burst_of_leaves_costs_one_who_and_keeps_a_second_tab_listed(
+    gateway: Gateway, new_page, room: str
+) -> None:
+    # Four people leave and so does one of twin's two tabs. The route holds the `leave`
+    # events back and hands them to the page together, a burst whatever the machine's speed.
+    page = new_page()
+    sent: list[dict] = []
+    held: list[str] = []
+    leaving = 5
+
+    def on_socket(ws) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message) -> None:
+            sent.append(json.loads(message))
+            server.send(message)
+
+        def from_server(message) -> None:
+            event = json.loads(message)
+            if event.get("type") == "presence" and event.get("event") == "leave":
+                held.append(message)
+                if len(held) == leaving:
+                    for m in held:
+                        ws.send(m)
+            else:
+                ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/local"), on_socket)
+    online = page.get_by_label("Online", exact=True).locator("li")
+    with ExitStack() as stack:
+        join(page, gateway, "quin", room)
+        twin = stack.enter_context(WsClient(gateway, "twin", room))
+        with ExitStack() as goers:
+            for name in ("ann", "ben", "cy", "dot"):
+                goers.enter_context(WsClient(gateway, name, room))
+            goers.enter_context(WsClient(gateway, "twin", room))
+            expect(online).to_have_count(6)
+            before = len(sent)
+        wait_until(page, lambda: len(held) == leaving)
+        expect(online).to_have_text([re.compile("^quin"), re.compile("^twin")])
+        page.wait_for_timeout(1000)
+        whos = [f for f in sent[before:] if f.get("action") == "who"]
+        assert 1 <= len(whos) <= 2, whos
+        twin.say("still here")
+        expect(message_with(page, "still here")).to_have_count(1)
