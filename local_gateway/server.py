@@ -569,7 +569,7 @@ class Gateway:
         result = await function.invoke(event, lambda_request_id)
         self.stats.invocations += 1
         route = self.routes[route_key]
-        if "read_write" in (route.connections, route.messages):
+        if route.writes:
             self._dirty = True
         if result.ok:
             status = str(result.response.get("statusCode", "-")) if isinstance(

@@ -13,7 +13,7 @@ from typing import Literal
 
 from chat.tables import CONNECTIONS, MESSAGES, TableSpec
 
-Access = Literal["none", "read", "read_write"]
+Access = Literal["none", "read", "append", "read_write"]
 
 # Environment variable holding the stage's callback URL (``https://…/<stage>``), the
 # endpoint of the API Gateway Management API. The CDK app sets it from the stage; the
@@ -31,6 +31,8 @@ WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dy
 ACCESS_ACTIONS: Mapping[Access, tuple[str, ...]] = {
     "none": (),
     "read": READ_ACTIONS,
+    # Store items once and read them back (messages: never updated, never deleted).
+    "append": ("dynamodb:GetItem", "dynamodb:PutItem"),
     "read_write": READ_ACTIONS + WRITE_ACTIONS,
 }
 
@@ -57,6 +59,11 @@ class Route:
             for spec, access in ((CONNECTIONS, self.connections), (MESSAGES, self.messages))
             if access != "none"
         }
+
+    @property
+    def writes(self) -> bool:
+        """Whether the function may change any table."""
+        return any(access in ("append", "read_write") for access in self.tables().values())
 
     def table_actions(self) -> dict[TableSpec, tuple[str, ...]]:
         """The exact DynamoDB IAM actions this route's function needs, per table it touches."""
@@ -88,12 +95,13 @@ ROUTES: tuple[Route, ...] = (
         True,
         "Answer frames with bad JSON or an unknown action",
     ),
-    # read_write on Connections: the per-connection rate limit and removing gone peers.
+    # read_write on Connections: the per-connection rate limit and removing gone peers;
+    # append on Messages: a message is put once (and read back for a retry), never changed.
     Route(
         "new_message",
         "chat.handlers.new_message",
         "read_write",
-        "read_write",
+        "append",
         True,
         "Store a message once and broadcast it to the room",
     ),

@@ -34,6 +34,7 @@ DYNAMODB_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteIt
 EXPECTED_DYNAMODB_ACTIONS = {
     "none": set(),
     "read": DYNAMODB_READS,
+    "append": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "read_write": DYNAMODB_READS | DYNAMODB_WRITES,
 }
 # What grant_read_data / grant_read_write_data would add and no handler calls.
