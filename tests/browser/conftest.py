@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from local_gateway.testing import GatewayProcess
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "browser"
@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
 # A shared, noisy 2-core machine: wait on conditions, and wait generously.
 TIMEOUT_MS = 20_000
 GATEWAY_START_S = 60.0
+START_TRIES = 8  # restarting on the same port: attempts while it is still in use
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -61,20 +62,28 @@ def _unavailable(reason: str) -> None:
 # ---------------------------------------------------------------- the gateway
 
 
-def free_port() -> int:
+@contextmanager
+def dead_port() -> Iterator[int]:
+    """A port that refuses connections: bound (so nobody else gets it) but not listening."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 @dataclass
 class Gateway:
-    """`python -m local_gateway` on a fixed port and state dir, so it can be restarted."""
+    """`python -m local_gateway` on a state dir, restartable on the same port.
 
-    port: int
+    The first start passes ``--port 0``: the gateway binds a free port itself and prints
+    it (no pick-close-rebind race with other processes). A restart asks for that port
+    again and retries while it is still "in use" (a socket of the old process lingering).
+    """
+
     state_dir: Path
     log_path: Path
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    port: int = 0
+    proc: GatewayProcess | None = field(default=None, repr=False)
+    output: str = field(default="", repr=False)
 
     @property
     def url(self) -> str:
@@ -86,45 +95,43 @@ class Gateway:
             return json.load(r)["websocketUrl"]
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local_gateway", "--port", str(self.port),
-             "--state-dir", str(self.state_dir)],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + GATEWAY_START_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"local gateway exited {self.proc.returncode}:\n{self.log_tail()}"
-                )
+        for attempt in range(1, START_TRIES + 1):
+            proc = GatewayProcess(port=self.port, state_dir=self.state_dir)
             try:
-                with urllib.request.urlopen(self.url + "config.json", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"local gateway not ready after {GATEWAY_START_S} s:\n{self.log_tail()}")
+                proc.start(timeout=GATEWAY_START_S)
+            except RuntimeError:
+                in_use = self._says_in_use(proc)
+                self._keep_output(proc)
+                if self.port and in_use and attempt < START_TRIES:
+                    time.sleep(0.5 * attempt)
+                    continue
+                raise RuntimeError(f"local gateway did not start:\n{self.log_tail()}") from None
+            self.proc, self.port = proc, proc.port
+            return
+
+    @staticmethod
+    def _says_in_use(proc: GatewayProcess) -> bool:
+        # The process has exited; its output may still be on its way through the pipe.
+        deadline = time.monotonic() + 2
+        while "already in use" not in proc.output and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return "already in use" in proc.output
+
+    def _keep_output(self, proc: GatewayProcess) -> None:
+        self.output += proc.output
+        with self.log_path.open("a", errors="replace") as log:
+            log.write(proc.output)
 
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.proc.stop(timeout=20)
+        self._keep_output(self.proc)
         self.proc = None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        current = self.proc.output if self.proc else ""
+        return "\n".join((self.output + current).splitlines()[-lines:]) or "(no output)"
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +140,7 @@ def gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
 
     def make() -> Gateway:
         base = tmp_path_factory.mktemp("gateway")
-        gw = Gateway(free_port(), base / "state", base / "gateway.log")
+        gw = Gateway(base / "state", base / "gateway.log")
         gw.state_dir.mkdir()
         gw.start()
         started.append(gw)

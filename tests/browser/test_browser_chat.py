@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.browser.conftest import IN_CI, Gateway, free_port, room_name
+from tests.browser.conftest import IN_CI, Gateway, dead_port, room_name
 
 try:
     from playwright.sync_api import Page, expect
@@ -233,15 +233,16 @@ def test_join_explains_a_refused_or_unreachable_server(gateway: Gateway, new_pag
     # A browser cannot see the handshake's 400; a first connection that never opens is
     # reported on the join form (here: config.json points at a port nobody listens on).
     page = new_page()
-    dead = f"ws://127.0.0.1:{free_port()}/local"
-    page.route("**/config.json", lambda route: route.fulfill(json={"websocketUrl": dead}))
-    page.goto(gateway.url)
-    page.locator("input[name=username]").fill("gina")
-    page.locator("input[name=room]").fill(room)
-    page.locator("#join-form button[type=submit]").click()
-    expect(page.get_by_role("alert").filter(has_text="Could not join")).to_contain_text(
-        f"#{room} as “gina”"
-    )
+    with dead_port() as port:
+        dead = f"ws://127.0.0.1:{port}/local"
+        page.route("**/config.json", lambda route: route.fulfill(json={"websocketUrl": dead}))
+        page.goto(gateway.url)
+        page.locator("input[name=username]").fill("gina")
+        page.locator("input[name=room]").fill(room)
+        page.locator("#join-form button[type=submit]").click()
+        expect(page.get_by_role("alert").filter(has_text="Could not join")).to_contain_text(
+            f"#{room} as “gina”"
+        )
     expect(page.locator("#join-form")).to_be_visible()
     expect(page.locator("input[name=username]")).to_be_focused()
 
