@@ -642,11 +642,13 @@ def test_a_room_that_never_loads_backs_off_then_waits_for_the_user(
     retry_now = page.get_by_role("button", name="Retry now")
     expect(retry_now).to_be_visible()
     # Four sockets (the page's cap), each replacement after a longer wait: the backoff's
-    # floor is 0.5 s, 1 s, 2 s (equal jitter on 1, 2, 4 s); a little slack for timing noise.
+    # floor is 0.5 s, 1 s, 2 s (equal jitter on 1, 2, 4 s). The times are taken here, as
+    # the route reports each socket, so allow some slack for delivery noise.
     assert len(opened) == 4, opened
     gaps = [b - a for a, b in pairwise(opened)]
     for n, gap in enumerate(gaps):
-        assert gap >= 0.5 * 2**n - 0.15, gaps
+        assert gap >= 0.5 * 2**n - 0.3, gaps
+    assert opened[-1] - opened[0] >= 3.5 - 0.3, gaps
     # Given up means given up: no timer brings another socket.
     page.wait_for_timeout(1500)
     assert len(opened) == 4
