@@ -361,3 +361,26 @@ def test_rate_buckets_on_the_identity_item_stay_bounded(gw: FakeGateway, aws, re
     buckets = [name for name in identity if name.startswith("rl")]
     assert 0 < len(buckets) <= 32 + 4
     assert len(messages_in(aws)) == 80
+
+
+def test_a_retry_after_the_idempotency_key_expired_is_a_new_message(gw: FakeGateway, aws) -> None:
+    """Keys live 24 h; TTL deletes lazily, so an expired key must count as absent."""
+    alice = gw.join("alice")
+    frame = {"action": "new_message", "text": "again", "client_id": "old-1"}
+    gw.send(alice, frame)
+    [first] = gw.take(alice)
+    [key] = [i for i in items(aws, "chat-messages") if i["sk"]["S"] == "IDEM"]
+    import time
+
+    lifetime = int(key["expires_at"]["N"]) - time.time()
+    assert 24 * 3600 - 60 < lifetime <= 24 * 3600
+    aws.update_item(
+        TableName="chat-messages",
+        Key={"pk": key["pk"], "sk": key["sk"]},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    gw.send(alice, frame)
+    [second] = gw.take(alice)
+    assert second["type"] == "message" and second["id"] != first["id"]
+    assert len(messages_in(aws)) == 2
