@@ -7,6 +7,7 @@ what was posted back from a real HTTP ``@connections`` endpoint.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -370,8 +371,6 @@ def test_a_retry_after_the_idempotency_key_expired_is_a_new_message(gw: FakeGate
     gw.send(alice, frame)
     [first] = gw.take(alice)
     [key] = [i for i in items(aws, "chat-messages") if i["sk"]["S"] == "IDEM"]
-    import time
-
     lifetime = int(key["expires_at"]["N"]) - time.time()
     assert 24 * 3600 - 60 < lifetime <= 24 * 3600
     aws.update_item(
