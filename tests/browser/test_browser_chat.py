@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from itertools import pairwise
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -81,6 +82,34 @@ def wait_until(page: Page, predicate: Callable[[], bool], timeout_s: float = 20)
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         page.wait_for_timeout(50)
+
+
+class Proxy:
+    """The page's WebSockets routed through to the gateway, frame by frame.
+
+    ``intercept(n, frame, ws)`` sees each frame the page sends on its ``n``-th socket
+    (from 0) and returns True when it answered or dropped it itself; everything else goes
+    on to the gateway. ``routes`` and ``opened`` (monotonic times) follow the sockets in
+    the order the page opened them.
+    """
+
+    def __init__(self, page: Page, intercept: Callable[[int, dict, Any], bool]) -> None:
+        self.routes: list[Any] = []
+        self.opened: list[float] = []
+        self._intercept = intercept
+        page.route_web_socket(re.compile(r"/local"), self._on_socket)
+
+    def _on_socket(self, ws: Any) -> None:
+        server = ws.connect_to_server()
+        n = len(self.routes)
+        self.routes.append(ws)
+        self.opened.append(time.monotonic())
+
+        def from_page(message: str) -> None:
+            if not self._intercept(n, json.loads(message), ws):
+                server.send(message)
+
+        ws.on_message(from_page)
 
 
 class WsClient:
@@ -379,24 +408,18 @@ def test_rejected_send_is_marked_failed_and_retry_reuses_the_client_id(
     sent: list[dict] = []
     refused: list[str] = []
 
-    def on_socket(ws) -> None:
-        server = ws.connect_to_server()
+    def refuse_once(_n: int, frame: dict, ws: Any) -> bool:
+        sent.append(frame)
+        if frame.get("text") != "burst 03" or refused:
+            return False
+        refused.append(frame["client_id"])
+        ws.send(json.dumps({
+            "type": "error", "code": "rate_limited", "client_id": frame["client_id"],
+            "message": "more than 10 messages in 10 seconds; slow down",
+        }))
+        return True
 
-        def from_page(message) -> None:
-            frame = json.loads(message)
-            sent.append(frame)
-            if frame.get("text") == "burst 03" and not refused:
-                refused.append(frame["client_id"])
-                ws.send(json.dumps({
-                    "type": "error", "code": "rate_limited", "client_id": frame["client_id"],
-                    "message": "more than 10 messages in 10 seconds; slow down",
-                }))
-            else:
-                server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/local"), on_socket)
+    Proxy(page, refuse_once)
     join(page, gateway, "eve", room)
     for n in range(1, 6):
         send(page, f"burst {n:02d}")
@@ -499,30 +522,22 @@ def test_server_errors_are_handled_and_pings_keep_the_socket_alive(
     page = new_page()
     page.clock.install()
     sent: list[dict] = []
-    routes = []
     failed_once: list[str] = []
 
-    def on_socket(ws) -> None:
-        server = ws.connect_to_server()
-        routes.append(ws)
+    def fail_once(_n: int, frame: dict, ws: Any) -> bool:
+        sent.append(frame)
+        if frame.get("text") != "please fail" or failed_once:
+            return False
+        failed_once.append(frame["client_id"])
+        ws.send(json.dumps({"type": "error", "code": "internal",
+                            "message": "storage is down", "client_id": frame["client_id"]}))
+        return True
 
-        def from_page(message) -> None:
-            frame = json.loads(message)
-            sent.append(frame)
-            if frame.get("text") == "please fail" and not failed_once:
-                failed_once.append(frame["client_id"])
-                ws.send(json.dumps({"type": "error", "code": "internal",
-                                    "message": "storage is down", "client_id": frame["client_id"]}))
-            else:
-                server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/local"), on_socket)
+    proxy = Proxy(page, fail_once)
     join(page, gateway, "hana", room)
 
     # API Gateway's own failure frame has no type: a notice, and the page carries on.
-    routes[0].send(json.dumps({"message": "Internal server error",
+    proxy.routes[0].send(json.dumps({"message": "Internal server error",
                                "connectionId": "abc=", "requestId": "req-1"}))
     expect(page.locator("#notice")).to_contain_text("Internal server error")
     expect(page.get_by_role("status")).to_have_text("Online")
@@ -581,23 +596,15 @@ def test_a_connection_that_cannot_load_the_room_is_replaced(
     # What a client sees when the server lost its record of the connection: `internal`
     # for every frame. The first socket gets that for its history request.
     page = new_page()
-    sockets = []
 
-    def on_socket(ws) -> None:
-        server = ws.connect_to_server()
-        sockets.append(ws)
-        first = len(sockets) == 1
+    def fail_first_history(n: int, frame: dict, ws: Any) -> bool:
+        if n != 0 or frame.get("action") != "history":
+            return False
+        ws.send(json.dumps({"type": "error", "code": "internal",
+                            "message": "this connection is not registered; reconnect"}))
+        return True
 
-        def from_page(message) -> None:
-            if first and json.loads(message).get("action") == "history":
-                ws.send(json.dumps({"type": "error", "code": "internal",
-                                    "message": "this connection is not registered; reconnect"}))
-            else:
-                server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/local"), on_socket)
+    sockets = Proxy(page, fail_first_history).routes
     with WsClient(gateway, "lee", room) as other:
         other.say("already here")
         join(page, gateway, "kim", room)
@@ -615,23 +622,15 @@ def test_a_room_that_never_loads_backs_off_then_waits_for_the_user(
     # the socket, yet each replacement must wait longer than the last, and after a few it
     # stops and offers "Retry now" instead of reconnecting about once a second forever.
     page = new_page()
-    opened: list[float] = []
     failing = [True]
 
-    def on_socket(ws) -> None:
-        server = ws.connect_to_server()
-        opened.append(time.monotonic())
+    def fail_history(_n: int, frame: dict, ws: Any) -> bool:
+        if not failing[0] or frame.get("action") != "history":
+            return False
+        ws.send(json.dumps({"type": "error", "code": "internal", "message": "storage is down"}))
+        return True
 
-        def from_page(message) -> None:
-            if failing[0] and json.loads(message).get("action") == "history":
-                ws.send(json.dumps({"type": "error", "code": "internal",
-                                    "message": "storage is down"}))
-            else:
-                server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/local"), on_socket)
+    opened = Proxy(page, fail_history).opened
     page.goto(gateway.url)
     page.locator("input[name=username]").fill("olga")
     page.locator("input[name=room]").fill(room)
@@ -668,20 +667,8 @@ def test_a_reconnect_before_the_first_history_page_still_loads_it(
     # then the socket drops. The new socket must ask for the newest page (not a catch-up
     # from that live message), or "Load older" and "This is the start" never appear.
     page = new_page()
-    sockets = []
-
-    def on_socket(ws) -> None:
-        server = ws.connect_to_server()
-        sockets.append(ws)
-        first = len(sockets) == 1
-
-        def from_page(message) -> None:
-            if not (first and json.loads(message).get("action") == "history"):
-                server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/local"), on_socket)
+    # Dropped: the first socket's history request never reaches the gateway.
+    sockets = Proxy(page, lambda n, frame, _ws: n == 0 and frame.get("action") == "history").routes
     with WsClient(gateway, "seed0", room) as other:
         other.say("from before you came")
         page.goto(gateway.url)
