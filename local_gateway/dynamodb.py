@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,47 +54,35 @@ DUMMY_CREDENTIALS = {
 
 def encode_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A low-level item as JSON: binary (B/BS) values become base64 text."""
-    return {name: _encode(value) for name, value in item.items()}
+    return _map_binary(item, lambda raw: base64.b64encode(raw).decode("ascii"))
 
 
 def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _decode(value) for name, value in item.items()}
+    """The inverse of ``encode_item``."""
+    return _map_binary(item, base64.b64decode)
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, dict):
+def _map_binary(item: Mapping[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """Apply ``convert`` to every binary value of an item, inside maps and lists too."""
+
+    def walk(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
         out = {}
         for kind, inner in value.items():
             if kind == "B":
-                out[kind] = base64.b64encode(inner).decode("ascii")
+                out[kind] = convert(inner)
             elif kind == "BS":
-                out[kind] = [base64.b64encode(b).decode("ascii") for b in inner]
+                out[kind] = [convert(b) for b in inner]
             elif kind == "M":
-                out[kind] = {k: _encode(v) for k, v in inner.items()}
+                out[kind] = {k: walk(v) for k, v in inner.items()}
             elif kind == "L":
-                out[kind] = [_encode(v) for v in inner]
+                out[kind] = [walk(v) for v in inner]
             else:
                 out[kind] = inner
         return out
-    return value
 
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for kind, inner in value.items():
-            if kind == "B":
-                out[kind] = base64.b64decode(inner)
-            elif kind == "BS":
-                out[kind] = [base64.b64decode(b) for b in inner]
-            elif kind == "M":
-                out[kind] = {k: _decode(v) for k, v in inner.items()}
-            elif kind == "L":
-                out[kind] = [_decode(v) for v in inner]
-            else:
-                out[kind] = inner
-        return out
-    return value
+    return {name: walk(value) for name, value in item.items()}
 
 
 # moto's backends have no locks: two UpdateItem "ADD n :one" handled at once by its
