@@ -159,6 +159,5 @@ def function_environment(
     env = {spec.env_var: table_names[spec] for spec in route.tables()}
     if route.posts:
         env[CALLBACK_URL_ENV] = callback_url
-    env["POWERTOOLS_SERVICE_NAME"] = "chat"
-    env["POWERTOOLS_METRICS_NAMESPACE"] = "ServerlessChat"
+    # No POWERTOOLS_SERVICE_NAME/METRICS_NAMESPACE: chat.observability names both.
     return env

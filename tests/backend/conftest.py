@@ -40,7 +40,6 @@ def aws(monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> Iterator[Any]:
         "CONNECTIONS_TABLE": "chat-connections",
         "MESSAGES_TABLE": "chat-messages",
         "CALLBACK_URL": recorder.url,
-        "POWERTOOLS_METRICS_NAMESPACE": "ServerlessChat",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
