@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import importlib
 import json
 import secrets
 import threading
@@ -25,12 +26,16 @@ from typing import Any
 from urllib.parse import unquote
 
 from chat import config, fanout, handlers, store
-from chat.routes import ROUTES
+from chat.routes import MOCK_ROUTES, ROUTES
 from chat.tables import TABLES
 from local_gateway.dynamodb import create_table
+from local_gateway.events import select_route
 
 EVENTS = Path(__file__).resolve().parent / "events"
 STAGE = "prod"
+
+
+ROUTE_TABLE = {route.key: route for route in ROUTES}
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -201,19 +206,17 @@ class FakeGateway:
     def send(self, cid: str, body: Any) -> dict[str, Any]:
         """Route a frame on ``$request.body.action`` and invoke its handler."""
         text = body if isinstance(body, str) else json.dumps(body)
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            frame = None
-        keys = {r.key for r in ROUTES if not r.key.startswith("$")}
-        action = frame.get("action") if isinstance(frame, dict) else None
-        route = action if isinstance(action, str) and action in keys else "$default"
+        route = select_route(text, ROUTE_TABLE, MOCK_ROUTES)
+        if route in MOCK_ROUTES:  # answered by API Gateway itself: no handler runs
+            with self.recorder.lock:
+                self.recorder.posts[cid].append(json.loads(MOCK_ROUTES[route]))
+            return {"statusCode": 200}
         event = copy.deepcopy(sample("Message"))
         self._context(event, route, cid)
         event["requestContext"]["messageId"] = secrets.token_urlsafe(12)[:15] + "="
         event["body"] = text
-        handler = getattr(handlers, "default" if route == "$default" else route)
-        return handler(event, LambdaContext(route))
+        module, _, name = ROUTE_TABLE[route].handler.rpartition(".")
+        return getattr(importlib.import_module(module), name)(event, LambdaContext(route))
 
     def disconnect(self, cid: str) -> dict[str, Any]:
         event = sample("Disconnect")

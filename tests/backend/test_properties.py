@@ -53,7 +53,7 @@ bodies = st.one_of(frames.map(json.dumps), st.text(max_size=80), json_values.map
 
 def _check_event(event: dict[str, Any]) -> None:
     kind = event.get("type")
-    assert kind in {"message", "history", "who", "error"}, event
+    assert kind in {"message", "history", "who", "error", "pong"}, event
     if kind == "error":
         assert event["code"] in CODES and isinstance(event["message"], str) and event["message"]
     elif kind == "message":
