@@ -89,6 +89,13 @@ class Client:
     def send(self, frame: dict[str, Any] | str) -> None:
         self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
 
+    def send_refused(self, message: str | bytes | list[str]) -> None:
+        """Send a message the gateway refuses with a close. The gateway closes as soon as
+        what it has read breaks a limit, which can be before this client's send returns:
+        the send then raises, and the close code (``wait_closed``) is what tests check."""
+        with contextlib.suppress(ConnectionClosed):
+            self.ws.send(message)
+
     def recv(self, timeout: float = 10) -> dict[str, Any]:
         return json.loads(self.ws.recv(timeout=timeout))
 

@@ -244,7 +244,7 @@ def test_a_retry_with_the_same_client_id_is_stored_and_broadcast_once(chat_gw, r
 
 def test_a_frame_over_the_limits_closes_the_connection_and_the_room_forgets_it(rooms):
     _, _, alice, bob, _ = rooms
-    bob.send("x" * (33 * 1024))
+    bob.send_refused("x" * (33 * 1024))
     assert bob.wait_closed()[0] == 1009
     presence(alice, "bob", "leave")
     deadline = time.monotonic() + 5

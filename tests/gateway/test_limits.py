@@ -37,7 +37,7 @@ def test_a_frame_of_32_kb_passes(fake_gw):
 
 def test_a_frame_over_32_kb_closes_with_1009(fake_gw):
     with open_client(fake_gw.websocket_url) as client:
-        client.send(padded(32 * KB + 1))
+        client.send_refused(padded(32 * KB + 1))
         assert client.wait_closed()[0] == 1009
 
 
@@ -51,13 +51,13 @@ def test_a_fragmented_message_up_to_128_kb_passes(fake_gw):
 def test_a_fragmented_message_over_128_kb_closes_with_1009(fake_gw):
     with open_client(fake_gw.websocket_url) as client:
         frame = padded(128 * KB + 1)
-        client.ws.send([frame[i:i + 30 * KB] for i in range(0, len(frame), 30 * KB)])
+        client.send_refused([frame[i:i + 30 * KB] for i in range(0, len(frame), 30 * KB)])
         assert client.wait_closed()[0] == 1009
 
 
 def test_a_binary_frame_closes_with_1003(fake_gw):
     with open_client(fake_gw.websocket_url) as client:
-        client.ws.send(b'{"action": "echo"}')
+        client.send_refused(b'{"action": "echo"}')
         assert client.wait_closed()[0] == 1003
 
 
