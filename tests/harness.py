@@ -93,8 +93,9 @@ class Connections(BaseHTTPRequestHandler):
                     429, b'{"message": "Too Many Requests"}', "LimitExceededException"
                 )
             rec.posts[cid].append(json.loads(data))
-        if rec.latency_s:
-            time.sleep(rec.latency_s)  # stands in for API Gateway's own round trip
+            delay = rec.slow.get(cid, rec.latency_s)
+        if delay:
+            time.sleep(delay)  # API Gateway's own round trip, or an answer that comes late
         self._answer(200)
 
     def do_GET(self) -> None:
@@ -120,6 +121,7 @@ class Recorder(ThreadingHTTPServer):
         self.gone: set[str] = set()
         self.failing: set[str] = set()
         self.throttle: dict[str, int] = {}
+        self.slow: dict[str, float] = {}  # delivered, but answered after this many seconds
 
     @property
     def url(self) -> str:

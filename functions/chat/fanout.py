@@ -4,13 +4,18 @@ The endpoint is the stage's callback URL (``https://{api}.execute-api.{region}.
 amazonaws.com/{stage}`` on AWS, ``http://127.0.0.1:<port>/local`` under the local
 gateway). Posts to many connections run on a bounded thread pool over one boto3 client
 whose HTTP pool is sized to match. Every recipient gets its post whatever happens to the
-others: a 410 Gone is reported back (the caller removes the connection), a 429 is
-retried by botocore's standard retry mode, anything else is logged and counted, never
-raised.
+others: a 410 Gone is reported back (the caller removes the connection), a 429 or 5xx
+is retried with backoff, anything else is logged and counted, never raised.
+
+Retries are ours, not botocore's: its standard mode also retries a read timeout, and a
+post whose answer timed out has usually been delivered, so the retry would show the
+recipient the same event twice. A post is retried only when API Gateway answered that it
+did not take it (429, 5xx) or when the connection to it was never made.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -20,7 +25,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from chat.config import settings
 from chat.observability import logger
@@ -28,7 +38,10 @@ from chat.observability import logger
 # Tight timeouts: a hung post must fail fast rather than run the Lambda into its timeout.
 _CONNECT_TIMEOUT_S = 1
 _READ_TIMEOUT_S = 2
-_MAX_ATTEMPTS = 3  # standard mode: retries 429 LimitExceeded and 5xx with backoff
+_MAX_ATTEMPTS = 3  # per post, counting the first
+_BACKOFF_BASE_S = 0.05  # full jitter: sleep up to base * 2**retry, at most the cap
+_BACKOFF_CAP_S = 1.0
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -50,7 +63,7 @@ def _client(endpoint_url: str, pool_size: int) -> Any:
         config=Config(
             connect_timeout=_CONNECT_TIMEOUT_S,
             read_timeout=_READ_TIMEOUT_S,
-            retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": 1},  # see Fanout.post
             max_pool_connections=pool_size,
         ),
     )
@@ -71,23 +84,36 @@ class Fanout:
 
     def post(self, connection_id: str, data: bytes) -> str:
         """Post one frame. Returns ``"sent"``, ``"gone"`` or ``"failed"``; never raises."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            outcome, retry, problem = self._attempt(connection_id, data)
+            if not retry or attempt == _MAX_ATTEMPTS:
+                break
+            # Full jitter; not for cryptography.
+            time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
+        if outcome == "failed":
+            logger.warning(
+                "post_to_connection failed",
+                extra={"target": connection_id, "attempts": attempt, **problem},
+            )
+        return outcome
+
+    def _attempt(self, connection_id: str, data: bytes) -> tuple[str, bool, dict[str, Any]]:
+        """One post: its outcome, whether trying again is safe and may help, and what
+        went wrong."""
         try:
             self._api.post_to_connection(ConnectionId=connection_id, Data=data)
-            return "sent"
+            return "sent", False, {}
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = exc.response.get("Error", {}).get("Code")
             if status == 410 or code == "GoneException":
-                return "gone"
-            logger.warning(
-                "post_to_connection failed",
-                extra={"target": connection_id, "error_code": code, "status": status},
-            )
+                return "gone", False, {}
+            problem = {"error_code": code, "status": status}
+            return "failed", status in _RETRY_STATUSES, problem
         except (BotoCoreError, OSError) as exc:  # timeouts, refused connections
-            logger.warning(
-                "post_to_connection failed", extra={"target": connection_id, "error": str(exc)}
-            )
-        return "failed"
+            # Never sent: safe to retry. A read timeout is not: it was probably delivered.
+            retry = isinstance(exc, (ConnectTimeoutError, EndpointConnectionError))
+            return "failed", retry, {"error": str(exc)}
 
     def post_many(
         self, connection_ids: Iterable[str], data: bytes, deadline: float | None = None

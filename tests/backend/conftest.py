@@ -49,6 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> Iterator[Any]:
         recorder.gone.clear()
         recorder.failing.clear()
         recorder.throttle.clear()
+        recorder.slow.clear()
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(db, env)

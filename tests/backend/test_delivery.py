@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
-from chat import config, handlers
+from chat import config, fanout, handlers
 from tests.harness import FakeGateway, items, messages_in, sample
 
 
@@ -58,7 +58,7 @@ def test_one_failing_recipient_does_not_block_the_others(gw: FakeGateway, aws, r
     for peer in peers:
         texts = [e.get("text") for e in gw.take(peer) if e["type"] == "message"]
         assert texts == ([] if peer == broken else ["fan out"])
-    assert recorder.attempts[broken] == 3  # 5xx retried by botocore, then given up
+    assert recorder.attempts[broken] == 3  # 5xx retried with backoff, then given up
     # A 5xx is not a 410: the connection is kept.
     assert any(broken in i["sk"]["S"] for i in items(aws, "chat-connections"))
 
@@ -71,6 +71,21 @@ def test_throttled_post_is_retried_with_backoff(gw: FakeGateway, aws, recorder) 
     gw.send(alice, {"action": "new_message", "text": "eventually"})
     assert [e["text"] for e in gw.take(bob)] == ["eventually"]
     assert recorder.attempts[bob] == 3
+
+
+def test_a_post_answered_too_late_is_not_sent_again(gw: FakeGateway, aws, recorder) -> None:
+    # The post reaches bob but its answer comes after the client's read timeout. Sending
+    # it again would show bob the message twice, so it is counted failed, not retried.
+    alice, bob, carol = gw.join("alice"), gw.join("bob"), gw.join("carol")
+    gw.take(alice), gw.take(bob)
+    recorder.slow[bob] = fanout._READ_TIMEOUT_S + 1.5
+    recorder.attempts.clear()
+    gw.send(alice, {"action": "new_message", "text": "once"})
+    assert recorder.attempts[bob] == 1
+    assert [e["text"] for e in gw.take(bob) if e["type"] == "message"] == ["once"]
+    assert [e["text"] for e in gw.take(carol) if e["type"] == "message"] == ["once"]
+    # A timeout is not a 410: bob stays in the room.
+    assert any(bob in i["sk"]["S"] for i in items(aws, "chat-connections"))
 
 
 def test_storage_failure_gives_internal_error_and_broadcasts_nothing(gw: FakeGateway, aws) -> None:
