@@ -397,7 +397,6 @@ def test_typing_indicator_and_online_list_follow_the_room(
     expect(online.locator("li")).to_have_text([re.compile("^alice")])
 
 
-@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
 def test_rejected_send_is_marked_failed_and_retry_reuses_the_client_id(
     gateway: Gateway, new_page, room: str
 ) -> None:
@@ -514,7 +513,6 @@ def test_gateway_restart_reconnects_and_catches_up_without_duplicates(
     assert ids(page)[:4] == final_ids
 
 
-@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
 def test_server_errors_are_handled_and_pings_keep_the_socket_alive(
     gateway: Gateway, new_page, room: str
 ) -> None:
@@ -589,7 +587,6 @@ def test_catch_up_after_a_long_gap_pages_back_until_the_last_message_seen(
     assert [("before" in r) for r in history_requests] == [False, True]
 
 
-@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
 def test_a_connection_that_cannot_load_the_room_is_replaced(
     gateway: Gateway, new_page, room: str
 ) -> None:
@@ -614,7 +611,6 @@ def test_a_connection_that_cannot_load_the_room_is_replaced(
         other.recv_until(lambda e: e.get("text") == "hello from the second socket")
 
 
-@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
 def test_a_room_that_never_loads_backs_off_then_waits_for_the_user(
     gateway: Gateway, new_page, room: str
 ) -> None:
@@ -659,7 +655,6 @@ def test_a_room_that_never_loads_backs_off_then_waits_for_the_user(
     assert len(opened) == 5
 
 
-@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
 def test_a_reconnect_before_the_first_history_page_still_loads_it(
     gateway: Gateway, new_page, room: str
 ) -> None:
@@ -687,7 +682,6 @@ def test_a_reconnect_before_the_first_history_page_still_loads_it(
     assert texts(page) == ["from before you came", "live, while you loaded"]
 
 
-@pytest.mark.skipif(not hasattr(Page, "route_web_socket"), reason="needs Playwright >= 1.48")
 def test_a_burst_of_leaves_costs_one_who_and_keeps_a_second_tab_listed(
     gateway: Gateway, new_page, room: str
 ) -> None:
