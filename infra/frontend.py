@@ -11,6 +11,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from chat.protocol import page_config
+
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 CONFIG_KEY = "config.json"
 
@@ -122,7 +124,7 @@ class Frontend(Construct):
         # The URL is a deploy-time token: BucketDeployment substitutes it into the file when
         # it copies it. The config source goes last so it overwrites any config.json the
         # frontend folder carries for local use.
-        sources = [s3deploy.Source.json_data(CONFIG_KEY, {"websocketUrl": websocket_url})]
+        sources = [s3deploy.Source.json_data(CONFIG_KEY, page_config(websocket_url))]
         # git keeps no empty folders: on a checkout where frontend/ has no files yet, the
         # stack still deploys (config.json only) instead of failing on an empty asset.
         if _has_files(FRONTEND_DIR):

@@ -44,7 +44,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from chat.protocol import iso_time
+from chat.protocol import iso_time, page_config
 from chat.routes import (
     FUNCTION_MEMORY_MB,
     FUNCTION_TIMEOUT_S,
@@ -369,7 +369,7 @@ class Gateway:
     # -- HTTP --------------------------------------------------------------------------
 
     async def _config_json(self, request: web.Request) -> web.Response:
-        return web.json_response({"websocketUrl": self.websocket_url},
+        return web.json_response(page_config(self.websocket_url),
                                  headers={"Cache-Control": "no-store"})
 
     async def _index(self, request: web.Request) -> web.StreamResponse:

@@ -19,12 +19,15 @@ from typing import Any
 
 DEFAULT_ROOM = "general"
 USERNAME_MAX = 32
-ROOM_PATTERN = re.compile(r"[a-z0-9-]{1,48}")
+ROOM_MAX = 48
+ROOM_PATTERN = re.compile(rf"[a-z0-9-]{{1,{ROOM_MAX}}}")
 TEXT_MAX = 4000
 CLIENT_ID_MAX = 64
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 100
 _USERNAME_PUNCTUATION = frozenset("_.-")
+# The same username rule for JavaScript (``u`` flag): Unicode letters, Nd digits, _ . -
+USERNAME_PATTERN_JS = r"^[\p{L}\p{Nd}_.-]+$"
 
 # Crockford's base32, as ULIDs use it: ids sort as strings in time order.
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -66,7 +69,9 @@ def parse_room(raw: str | None) -> str:
     if not raw:
         return DEFAULT_ROOM
     if not ROOM_PATTERN.fullmatch(raw):
-        raise ProtocolError("invalid_message", "room must be 1-48 characters of a-z, 0-9 and '-'")
+        raise ProtocolError(
+            "invalid_message", f"room must be 1-{ROOM_MAX} characters of a-z, 0-9 and '-'"
+        )
     return raw
 
 
@@ -145,6 +150,33 @@ def parse_history(frame: Mapping[str, Any]) -> HistoryRequest:
             "invalid_message", f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}"
         )
     return HistoryRequest(before=before, limit=limit)
+
+
+# --- what clients learn from config.json ------------------------------------------------
+
+
+def client_rules() -> dict[str, Any]:
+    """The rules above, for clients that check input before sending it (the page).
+
+    Served in ``config.json`` by both hosts, so the page never keeps its own copy of a
+    limit: change one here and the page follows.
+    """
+    return {
+        "usernameMaxLength": USERNAME_MAX,
+        "usernamePattern": USERNAME_PATTERN_JS,
+        "roomMaxLength": ROOM_MAX,
+        "roomPattern": "^[a-z0-9-]+$",
+        "defaultRoom": DEFAULT_ROOM,
+        "textMaxLength": TEXT_MAX,
+        "clientIdMaxLength": CLIENT_ID_MAX,
+        "historyDefaultLimit": HISTORY_DEFAULT_LIMIT,
+        "historyMaxLimit": HISTORY_MAX_LIMIT,
+    }
+
+
+def page_config(websocket_url: str) -> dict[str, Any]:
+    """The page's ``config.json``: where the WebSocket API is, and the protocol's rules."""
+    return {"websocketUrl": websocket_url, "protocol": client_rules()}
 
 
 # --- ids and time -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from chat.protocol import page_config
 from local_gateway.__main__ import settings_from_args
 from local_gateway.dynamodb import STATE_FILE
 from local_gateway.testing import GatewayProcess
@@ -45,7 +46,7 @@ def test_it_prints_the_urls_and_serves_the_page_and_config(state_dir):
                 in gp.output)
         status, content_type, body = get(f"{gp.http_url}/config.json")
         assert status == 200 and content_type.startswith("application/json")
-        assert json.loads(body) == {"websocketUrl": f"ws://127.0.0.1:{port}/local"}
+        assert json.loads(body) == page_config(f"ws://127.0.0.1:{port}/local")
         status, content_type, page = get(f"{gp.http_url}/")
         assert status == 200 and content_type.startswith("text/html")
         assert "<html" in page.lower() or "<!doctype" in page.lower()

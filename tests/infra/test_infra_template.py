@@ -18,6 +18,7 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
+from chat.protocol import page_config
 from chat.routes import CALLBACK_URL_ENV, MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route
 from chat.tables import TABLES, TableSpec
 from infra.app import STACK_NAME, build_app
@@ -510,7 +511,7 @@ def test_config_json_carries_the_stage_wss_url(
     assert parts[0] == '"wss://' and parts[-1] == f'/{DEFAULTS["stage_name"]}"'
     config_key = props["SourceObjectKeys"][-1].removesuffix(".zip")
     config = (synth[2] / f"asset.{config_key}" / "config.json").read_text()
-    assert json.loads(config.replace(marker, '"x"')) == {"websocketUrl": "x"}
+    assert json.loads(config.replace(marker, '"x"')) == page_config("x")
 
 
 # --- Outputs, environment, nag ---------------------------------------------------------------
