@@ -27,6 +27,7 @@ dev: $(VENV)/.stamp-install
 
 test: $(VENV)/.stamp-install node_modules/.stamp-install
 	$(VENV)/bin/ruff check .
+	node --test tests/frontend/
 	$(VENV)/bin/pytest
 
 lint: $(VENV)/.stamp-install

@@ -1,22 +1,21 @@
-// The page's controller: the join form, one chat session per room (a Connection plus a
-// RoomStore), and the glue between protocol events and the view. The pieces it wires:
-//   protocol.js   the wire contract: validation rules and frames
+// The page's wiring: the join form, one chat session per room, and the glue between
+// the socket, the state machines and the DOM. The decisions live in the modules it wires,
+// which know nothing of the DOM (and are unit-tested with `node --test`):
+//   protocol.js   the wire contract: rules built from config.json, and frames
 //   connection.js one resilient WebSocket (backoff, ping, status)
-//   store.js      the room's state, deduplicated by message id
+//   store.js      the room's messages, deduplicated and ordered by id; who is online, typing
+//   history.js    the newest page, "load older", and the catch-up after a reconnect
+//   outbox.js     our messages on their way: one in flight, failures, retries
 //   view.js       DOM rendering, textContent only
 
 import { Connection } from './connection.js';
-import {
-  DEFAULT_ROOM, MAX_TEXT, checkText, codePoints, frames, newClientId, normalizeRoom,
-  normalizeUsername, roomProblem, socketUrl, usernameProblem,
-} from './protocol.js';
+import { HistoryLoader } from './history.js';
+import { Outbox } from './outbox.js';
+import { codePoints, frames, newClientId, normalizeUsername, rules, socketUrl } from './protocol.js';
 import { RoomStore } from './store.js';
 import { renderMessages, renderOnline, renderStatus, renderTyping } from './view.js';
 
 const TYPING_EVERY_MS = 3000; // PROTOCOL: send `typing` at most every 3 s
-const CONFIRM_TIMEOUT_MS = 15000; // no echo by then: mark failed, offer a retry
-const HISTORY_TIMEOUT_MS = 15000;
-const CATCH_UP_MAX_PAGES = 20; // beyond 1,000 missed messages, stop paging back
 // After a `leave`, one `who` for a burst of them, at a random moment so a room full of
 // pages does not ask all at once (every page sees every leave: O(N²) reads otherwise).
 const WHO_AFTER_LEAVE_MS = 1500;
@@ -36,23 +35,49 @@ const ui = {
 };
 
 // config.json is fetched relative to the page: the local gateway and CloudFront both
-// serve it next to index.html, each with its own WebSocket URL.
-const configPromise = fetch('config.json', { cache: 'no-store' }).then((r) => {
-  if (!r.ok) throw new Error(`config.json: HTTP ${r.status}`);
-  return r.json();
-});
+// serve it next to index.html, each with its own WebSocket URL and the protocol's rules.
+const configPromise = fetch('config.json', { cache: 'no-store' })
+  .then((r) => {
+    if (!r.ok) throw new Error(`config.json: HTTP ${r.status}`);
+    return r.json();
+  })
+  .then((json) => {
+    if (typeof json?.websocketUrl !== 'string') throw new Error('config.json has no websocketUrl');
+    return { websocketUrl: json.websocketUrl, rules: rules(json.protocol) };
+  });
 
+let config = null; // {websocketUrl, rules} once config.json has arrived
 let session = null;
 
 // ---------------------------------------------------------------- join form
 
+let roomAwaitsDefault = false; // the room field is to show the default room once it is known
+
 function prefill() {
   const params = new URLSearchParams(location.search);
   ui.username.value = params.get('username') ?? localStorage.getItem(NAME_KEY) ?? '';
-  ui.room.value = params.get('room') ?? DEFAULT_ROOM;
+  ui.room.value = params.get('room') ?? config?.rules.defaultRoom ?? '';
+  roomAwaitsDefault = !params.has('room') && !config;
   // With a name already known, Enter (or one click) is all it takes to rejoin.
   (ui.username.value ? ui.joinForm.querySelector('button[type=submit]') : ui.username).focus();
 }
+
+/** The rules have arrived: the form's hints and default room come from them. */
+function showRules({ rules: r }) {
+  if (ui.username.getAttribute('aria-invalid') !== 'true') ui.usernameHint.textContent = r.usernameHint;
+  if (ui.room.getAttribute('aria-invalid') !== 'true') ui.roomHint.textContent = r.roomHint;
+  ui.room.placeholder = r.defaultRoom;
+  if (roomAwaitsDefault && !ui.room.value) ui.room.value = r.defaultRoom;
+  roomAwaitsDefault = false;
+}
+
+configPromise.then(
+  (c) => {
+    config = c;
+    showRules(c);
+  },
+  () => {}, // said on the join form when the user tries to join
+);
 
 function showFieldProblem(input, hint, problem, defaultHint) {
   input.setAttribute('aria-invalid', problem ? 'true' : 'false');
@@ -60,40 +85,38 @@ function showFieldProblem(input, hint, problem, defaultHint) {
   hint.classList.toggle('invalid', Boolean(problem));
 }
 
-const USERNAME_HINT = '1–32 letters or digits; _ . - allowed, no spaces.';
-const ROOM_HINT = 'Lowercase letters, digits and -; empty means general.';
-
-function validateJoin() {
+function validateJoin(r) {
   const name = normalizeUsername(ui.username.value);
-  const room = normalizeRoom(ui.room.value);
-  const nameProblem = usernameProblem(name);
-  const badRoom = roomProblem(room);
-  showFieldProblem(ui.username, ui.usernameHint, nameProblem, USERNAME_HINT);
-  showFieldProblem(ui.room, ui.roomHint, badRoom, ROOM_HINT);
+  const room = r.normalizeRoom(ui.room.value);
+  const nameProblem = r.usernameProblem(name);
+  const badRoom = r.roomProblem(room);
+  showFieldProblem(ui.username, ui.usernameHint, nameProblem, r.usernameHint);
+  showFieldProblem(ui.room, ui.roomHint, badRoom, r.roomHint);
   return { name, room, ok: !nameProblem && !badRoom, first: nameProblem ? ui.username : ui.room };
 }
 
 // Hints appear while typing, but only once a field has content, to avoid scolding early.
 for (const input of [ui.username, ui.room]) {
   input.addEventListener('input', () => {
-    if (input.value || input.getAttribute('aria-invalid') === 'true') validateJoin();
+    if (input === ui.room) roomAwaitsDefault = false;
+    if (!config) return; // the rules are not here yet; submitting waits for them
+    if (input.value || input.getAttribute('aria-invalid') === 'true') validateJoin(config.rules);
   });
 }
 
 ui.joinForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   ui.joinError.textContent = '';
-  const { name, room, ok, first } = validateJoin();
-  if (!ok) {
-    first.focus();
-    return;
-  }
-  let config;
+  let c;
   try {
-    config = await configPromise;
-    if (typeof config?.websocketUrl !== 'string') throw new Error('config.json has no websocketUrl');
+    c = await configPromise;
   } catch (err) {
     ui.joinError.textContent = `Cannot start the chat: ${err.message}`;
+    return;
+  }
+  const { name, room, ok, first } = validateJoin(c.rules);
+  if (!ok) {
+    first.focus();
     return;
   }
   localStorage.setItem(NAME_KEY, name);
@@ -102,21 +125,23 @@ ui.joinForm.addEventListener('submit', async (ev) => {
   params.set('room', room);
   if (params.has('username')) params.set('username', name);
   history.replaceState(null, '', `${location.pathname}?${params}`);
-  startSession(config.websocketUrl, name, room);
+  startSession(c, name, room);
 });
 
 // ---------------------------------------------------------------- session
 
-function startSession(baseUrl, me, room) {
-  const store = new RoomStore(room, me);
-  const conn = new Connection(socketUrl(baseUrl, me, room));
+function startSession({ websocketUrl, rules: r }, me, room) {
+  const conn = new Connection(socketUrl(websocketUrl, me, room));
+  const send = (frame) => conn.send(frame);
   const s = {
-    store, conn, me, room,
-    history: { queue: [], inflight: null }, // one `history` request at a time: replies carry no request id
+    store: new RoomStore(room, me), conn, me, room, rules: r,
     lastTypingSent: 0, unread: 0, timers: new Set(),
-    inFlight: null, confirmTimer: 0, // our one new_message awaiting its echo (see pumpOutbox)
     whoTimer: 0, // a coalesced `who` after presence leaves (see scheduleWho)
   };
+  s.history = new HistoryLoader({
+    send, pageSize: r.historyLimit, onChange: () => { if (session === s) updateOlderButton(s); },
+  });
+  s.outbox = new Outbox({ me, send, onChange: () => { if (session === s) renderAll(s); } });
   session = s;
 
   ui.roomName.textContent = `#${room}`;
@@ -150,10 +175,10 @@ function endSession() {
   const s = session;
   session = null;
   s.conn.stop();
+  s.history.stop();
+  s.outbox.stop();
   for (const t of s.timers) clearInterval(t);
-  clearTimeout(s.confirmTimer);
   clearTimeout(s.whoTimer);
-  clearTimeout(s.history.inflight?.timer);
   ui.chatView.hidden = true;
   ui.header.hidden = true;
   ui.appTitle.hidden = false;
@@ -186,15 +211,8 @@ function onStatus(s, { state, retryAt }) {
   }
   if (state !== 'online') {
     // Whatever was in flight on the old socket will never be answered.
-    clearTimeout(s.history.inflight?.timer);
-    s.history.inflight = null;
-    s.history.queue = [];
-    if (s.inFlight) {
-      s.store.setOutboxState(s.inFlight, 'queued');
-      settle(s, s.inFlight);
-      renderAll(s);
-    }
-    updateOlderButton(s);
+    s.history.disconnected();
+    s.outbox.disconnected();
   }
 }
 
@@ -203,18 +221,8 @@ function onOpen(s, reconnect) {
   clearTimeout(s.whoTimer);
   s.whoTimer = 0;
   s.conn.send(frames.who());
-  const store = s.store;
-  if (store.lastId && (store.olderCursor || store.reachedStart)) {
-    // Catch up: page back from the newest message until we reach the last one we saw.
-    requestHistory(s, { kind: 'catchup', target: store.lastId, pages: 1 });
-  } else {
-    // No history page has arrived yet (a live message or our own echo may have): only the
-    // newest page decides "load older" and "start of the room". Overlaps merge by id.
-    requestHistory(s, { kind: 'latest' });
-  }
-  // Messages typed while offline, or sent just before the drop: resending with the same
-  // client_id is safe (the server stores each once and echoes the original).
-  pumpOutbox(s);
+  s.history.connected(s.store.lastId); // the newest page, or a catch-up to the last id seen
+  s.outbox.connected(); // messages typed while offline, or cut off by the drop
   if (reconnect) showNotice('Reconnected.', 3000);
 }
 
@@ -229,7 +237,7 @@ function onFrame(s, data) {
       const stick = own || isNearBottom();
       const added = s.store.merge([data]);
       s.store.stopTyping(data.username);
-      if (own) settle(s, data.client_id);
+      if (own) s.outbox.confirm([data]);
       renderAll(s, { stick });
       if (added.length && !own && !stick) showJump();
       if (added.length && !own && document.hidden) bumpUnread(s);
@@ -269,7 +277,7 @@ function onFrame(s, data) {
       if (data.type === undefined && typeof data.message === 'string') {
         // API Gateway's own failure frame ({"message": "Internal server error", ...}) has
         // no type and no client_id; a history request in flight is the likely victim.
-        failHistory(s);
+        s.history.failed();
         showNotice(`The server hit a problem (${data.message}). Try again.`);
       }
   }
@@ -277,25 +285,20 @@ function onFrame(s, data) {
 
 function onError(s, data) {
   const message = String(data.message ?? data.code ?? 'error');
-  if (data.client_id && s.store.outbox.has(data.client_id)) {
-    settle(s, data.client_id);
-    const reason = data.code === 'rate_limited' ? 'sending too fast, wait a moment' : message;
-    s.store.setOutboxState(data.client_id, 'failed', reason);
-    renderAll(s);
-    return;
-  }
+  const reason = data.code === 'rate_limited' ? 'sending too fast, wait a moment' : message;
+  if (data.client_id && s.outbox.rejected(data.client_id, reason)) return;
   const loading = s.history.inflight;
   if (loading && data.code === 'internal' && loading.kind !== 'older') {
     // The room cannot be loaded on this connection (on the local gateway a connection can
     // lose its server-side record, and every frame then fails): a new connection heals it.
-    failHistory(s, { retry: false });
+    s.history.failed({ retry: false });
     s.conn.reconnect();
     if (s.conn.state === 'offline') {
       showNotice(`#${s.room} cannot be loaded: the server keeps failing. Use “Retry now” to try again.`, 60000);
     }
     return;
   }
-  if (loading && (data.code === 'invalid_message' || data.code === 'internal')) failHistory(s);
+  if (loading && (data.code === 'invalid_message' || data.code === 'internal')) s.history.failed();
   showNotice(`Server: ${message}`);
 }
 
@@ -309,152 +312,63 @@ function scheduleWho(s) {
 
 // ---------------------------------------------------------------- history
 
-function requestHistory(s, req) {
-  s.history.queue.push(req);
-  pumpHistory(s);
-}
-
-function pumpHistory(s) {
-  const h = s.history;
-  if (h.inflight || !h.queue.length) return;
-  const req = h.queue.shift();
-  if (!s.conn.send(frames.history(req.before))) return; // offline: onOpen will ask again
-  req.timer = setTimeout(() => failHistory(s), HISTORY_TIMEOUT_MS);
-  h.inflight = req;
-  updateOlderButton(s);
-}
-
-function failHistory(s, { retry = true } = {}) {
-  const req = s.history.inflight;
-  if (!req) return;
-  clearTimeout(req.timer);
-  s.history.inflight = null;
-  // "Load older" has a button to press again; the first page and the catch-up do not,
-  // so they retry by themselves a few times (a fresh connection starts them over anyway).
-  const retries = req.retries ?? 0;
-  if (retry && req.kind !== 'older' && retries < 3) {
-    const again = { ...req, timer: 0, retries: retries + 1 };
-    setTimeout(() => { if (session === s && s.conn.state === 'online') requestHistory(s, again); }, 2000);
-  }
-  updateOlderButton(s);
-  pumpHistory(s);
-}
-
 function onHistory(s, data) {
-  const req = s.history.inflight;
-  if (!req) return;
-  clearTimeout(req.timer);
-  s.history.inflight = null;
+  const stick = isNearBottom();
+  const fromBottom = ui.scroller.scrollHeight - ui.scroller.scrollTop;
+  const page = s.history.received(data);
+  if (!page) return; // nothing asked (a late reply after a timeout): nobody to give it to
   s.conn.markHealthy(); // this connection serves the room: only now reset the backoff
-  const messages = Array.isArray(data.messages) ? data.messages : [];
-  const before = data.before ?? null;
   const store = s.store;
-  if (req.kind === 'older') {
+  if (page.kind === 'older') {
     // Keep what the reader was looking at still while older messages land above it.
-    const fromBottom = ui.scroller.scrollHeight - ui.scroller.scrollTop;
     ui.log.setAttribute('aria-busy', 'true');
-    store.merge(messages);
-    store.olderCursor = before;
-    store.reachedStart = before === null;
+    store.merge(page.messages);
     renderAll(s);
     ui.scroller.scrollTop = ui.scroller.scrollHeight - fromBottom;
     ui.log.setAttribute('aria-busy', 'false');
-  } else if (req.kind === 'latest') {
+  } else if (page.kind === 'latest') {
     ui.log.setAttribute('aria-busy', 'true');
-    store.merge(messages);
-    store.olderCursor = before;
-    store.reachedStart = before === null;
+    store.merge(page.messages);
     renderAll(s, { stick: true });
     ui.log.setAttribute('aria-busy', 'false');
   } else {
-    // catch-up: the older cursor still describes the far end of what we hold, keep it.
-    const stick = isNearBottom();
-    const added = store.merge(messages);
+    const added = store.merge(page.messages);
     renderAll(s, { stick });
     if (added.length && !stick) showJump();
-    const oldest = messages[0]?.id;
-    if (before && oldest && oldest > req.target && req.pages < CATCH_UP_MAX_PAGES) {
-      s.history.queue.unshift({ kind: 'catchup', target: req.target, before, pages: req.pages + 1 });
-    }
   }
-  // Our in-flight message may have been confirmed by this page rather than its echo.
-  if (s.inFlight && !store.outbox.has(s.inFlight)) settle(s, s.inFlight);
-  updateOlderButton(s);
-  pumpHistory(s);
+  // Our message in flight may be confirmed by this page rather than by its echo.
+  s.outbox.confirm(page.messages);
 }
 
 function updateOlderButton(s) {
-  const store = s.store;
-  const loading = s.history.inflight?.kind === 'older';
-  ui.loadOlder.hidden = store.reachedStart || !store.olderCursor;
-  ui.loadOlder.disabled = loading || s.conn.state !== 'online';
-  ui.loadOlder.textContent = loading ? 'Loading…' : 'Load older messages';
-  ui.historyStart.hidden = !store.reachedStart;
-  ui.historyStart.textContent = `This is the start of #${store.room}.`;
-  ui.empty.hidden = !(store.reachedStart && store.messages.size === 0 && store.outbox.size === 0);
+  const h = s.history;
+  ui.loadOlder.hidden = !h.canLoadOlder;
+  ui.loadOlder.disabled = h.loadingOlder || s.conn.state !== 'online';
+  ui.loadOlder.textContent = h.loadingOlder ? 'Loading…' : 'Load older messages';
+  ui.historyStart.hidden = !h.reachedStart;
+  ui.historyStart.textContent = `This is the start of #${s.room}.`;
+  ui.empty.hidden = !(h.reachedStart && s.store.messages.size === 0 && s.outbox.size === 0);
 }
 
-ui.loadOlder.addEventListener('click', () => {
-  const s = session;
-  if (!s || !s.store.olderCursor) return;
-  if (s.history.queue.some((r) => r.kind === 'older') || s.history.inflight?.kind === 'older') return;
-  requestHistory(s, { kind: 'older', before: s.store.olderCursor });
-  updateOlderButton(s);
-});
+ui.loadOlder.addEventListener('click', () => session?.history.loadOlder());
 
 // ---------------------------------------------------------------- sending
-
-// One new_message in flight at a time. The server may handle frames of one connection
-// concurrently (one Lambda invocation each), so a burst sent at once can be stored, and
-// ordered by id, out of the order it was typed; waiting for each echo keeps our own
-// messages in the order we wrote them.
-function pumpOutbox(s) {
-  if (s.inFlight || s.conn.state !== 'online') return;
-  const next = [...s.store.outbox.values()].find((e) => e.state === 'queued');
-  if (!next || !s.conn.send(frames.newMessage(next.text, next.clientId))) return;
-  s.inFlight = next.clientId;
-  s.store.setOutboxState(next.clientId, 'sending');
-  s.confirmTimer = setTimeout(() => {
-    const clientId = s.inFlight;
-    settle(s, clientId);
-    if (s.store.setOutboxState(clientId, 'failed', 'no reply from the server')) renderAll(s);
-  }, CONFIRM_TIMEOUT_MS);
-  renderAll(s);
-}
-
-/** The in-flight message got its answer (echo, error or timeout): send the next one. */
-function settle(s, clientId) {
-  if (!clientId || clientId !== s.inFlight) return;
-  clearTimeout(s.confirmTimer);
-  s.inFlight = null;
-  queueMicrotask(() => { if (session === s) pumpOutbox(s); });
-}
-
-function retry(clientId) {
-  const s = session;
-  if (s && s.store.setOutboxState(clientId, 'queued')) {
-    renderAll(s);
-    pumpOutbox(s);
-  }
-}
 
 function submitComposer() {
   const s = session;
   if (!s) return;
-  const { text, problem } = checkText(ui.text.value);
+  const { text, problem } = s.rules.checkText(ui.text.value);
   if (problem === 'empty') return;
   if (problem) {
     ui.textHint.textContent = problem;
     return;
   }
-  const clientId = newClientId();
-  s.store.queue(clientId, text, 'queued');
   ui.text.value = '';
   autoGrow();
   updateTextHint();
   s.lastTypingSent = 0;
+  s.outbox.add(newClientId(), text); // shown at once, sent when its turn comes
   renderAll(s, { stick: true });
-  pumpOutbox(s);
 }
 
 ui.composer.addEventListener('submit', (ev) => {
@@ -486,9 +400,11 @@ function autoGrow() {
 }
 
 function updateTextHint() {
+  const max = session?.rules.textMaxLength;
+  if (!max) return;
   const n = codePoints(ui.text.value.trim());
-  ui.textHint.textContent = n > MAX_TEXT - 200 ? `${n}/${MAX_TEXT}` : '';
-  ui.textHint.classList.toggle('invalid', n > MAX_TEXT);
+  ui.textHint.textContent = n > max - 200 ? `${n}/${max}` : '';
+  ui.textHint.classList.toggle('invalid', n > max);
 }
 
 // ---------------------------------------------------------------- rendering helpers
@@ -500,7 +416,10 @@ function isNearBottom() {
 
 function renderAll(s, { stick = false } = {}) {
   const wasNear = isNearBottom();
-  renderMessages(ui.log, s.store.timeline(), { me: s.me, onRetry: retry });
+  renderMessages(ui.log, s.store.timeline(s.outbox.entries.values()), {
+    me: s.me,
+    onRetry: (clientId) => s.outbox.retry(clientId),
+  });
   updateOlderButton(s);
   if (stick || wasNear) {
     ui.scroller.scrollTop = ui.scroller.scrollHeight;

@@ -1,50 +1,77 @@
-// The wire contract (shared/PROTOCOL.md) as the page sees it: the join rules, the text
-// limit and the frames it sends. Keeping them in one module means a protocol change is
-// one edit here, and the join form can refuse exactly what $connect would refuse with
-// a 400 (a browser cannot read a handshake's status code, so we check before connecting).
+// The wire contract (docs/PROTOCOL.md) as the page sees it: the join rules, the text
+// limit and the frames it sends. The numbers and patterns are not written here: both
+// hosts serve them in config.json (`protocol`, built by functions/chat/protocol.py's
+// client_rules()), so the join form refuses exactly what $connect would refuse with a
+// 400 (a browser cannot read a handshake's status code, so we check before connecting)
+// and a limit changed on the server is a limit changed on the page.
 
-export const DEFAULT_ROOM = 'general';
-export const MAX_TEXT = 4000; // Unicode code points, after trimming
-export const HISTORY_PAGE = 50;
+/**
+ * The rules of one server, from config.json's `protocol` object:
+ *
+ *     {usernameMaxLength, usernamePattern, roomMaxLength, roomPattern, defaultRoom,
+ *      textMaxLength, clientIdMaxLength, historyDefaultLimit, historyMaxLimit}
+ *
+ * Patterns are compiled with the `u` flag, so `\p{L}` works and lengths count code
+ * points, like the Python side's len() after NFC. Throws when a field is missing, so
+ * a bad config.json stops the page at the join form rather than halfway through a chat.
+ */
+export function rules(protocolConfig) {
+  const c = protocolConfig;
+  if (!c || typeof c !== 'object') throw new Error('config.json has no protocol rules');
+  const need = (key, type) => {
+    if (typeof c[key] !== type) throw new Error(`config.json protocol.${key} is missing`);
+    return c[key];
+  };
+  const usernameMax = need('usernameMaxLength', 'number');
+  const usernameRe = new RegExp(need('usernamePattern', 'string'), 'u');
+  const roomMax = need('roomMaxLength', 'number');
+  const roomRe = new RegExp(need('roomPattern', 'string'), 'u');
+  const defaultRoom = need('defaultRoom', 'string');
+  const textMax = need('textMaxLength', 'number');
+  const historyLimit = need('historyDefaultLimit', 'number');
 
-// Letters are any Unicode L* category and digits only Nd, as functions/chat/protocol.py
-// checks (so `josé` passes, `²` and `Ⅻ` do not). `u` makes {1,32} count code points,
-// like the Python side's len() after NFC.
-const USERNAME_RE = /^[\p{L}\p{Nd}_.-]{1,32}$/u;
-const ROOM_RE = /^[a-z0-9-]{1,48}$/;
+  return {
+    defaultRoom,
+    textMaxLength: textMax,
+    historyLimit,
+    // The join form's standing hints: written once, here, from the same numbers.
+    usernameHint: `1–${usernameMax} letters or digits; _ . - allowed, no spaces.`,
+    roomHint: `Lowercase letters, digits and -; empty means ${defaultRoom}.`,
+
+    /** Rooms are lowercase on the wire; accepting "General" as "general" is friendlier. */
+    normalizeRoom(raw) {
+      const room = String(raw ?? '').trim().toLowerCase();
+      return room || defaultRoom;
+    },
+
+    /** A hint explaining why $connect would refuse this name, or '' when it is fine. */
+    usernameProblem(name) {
+      if (!name) return 'Enter a display name.';
+      if (codePoints(name) > usernameMax) return `Use at most ${usernameMax} characters.`;
+      if (!usernameRe.test(name)) return 'Use only letters, digits, _ . and - (no spaces).';
+      return '';
+    },
+
+    roomProblem(room) {
+      if (codePoints(room) > roomMax) return `Use at most ${roomMax} characters.`;
+      if (!roomRe.test(room)) return 'Use only lowercase letters a–z, digits and -.';
+      return '';
+    },
+
+    /** The text the server would store, and a hint when it would refuse it. */
+    checkText(raw) {
+      const text = String(raw ?? '').trim();
+      const length = codePoints(text);
+      if (!length) return { text, problem: 'empty' };
+      if (length > textMax) return { text, problem: `Too long: ${length}/${textMax} characters.` };
+      return { text, problem: '' };
+    },
+  };
+}
 
 /** The name as the server will store it: trimmed (spaces are never valid) and NFC. */
 export function normalizeUsername(raw) {
   return String(raw ?? '').trim().normalize('NFC');
-}
-
-/** Rooms are lowercase on the wire; accepting "General" as "general" is friendlier. */
-export function normalizeRoom(raw) {
-  const room = String(raw ?? '').trim().toLowerCase();
-  return room || DEFAULT_ROOM;
-}
-
-/** A hint explaining why $connect would refuse this name, or '' when it is fine. */
-export function usernameProblem(name) {
-  if (!name) return 'Enter a display name.';
-  if (codePoints(name) > 32) return 'Use at most 32 characters.';
-  if (!USERNAME_RE.test(name)) return 'Use only letters, digits, _ . and - (no spaces).';
-  return '';
-}
-
-export function roomProblem(room) {
-  if (codePoints(room) > 48) return 'Use at most 48 characters.';
-  if (!ROOM_RE.test(room)) return 'Use only lowercase letters a–z, digits and -.';
-  return '';
-}
-
-/** The text the server would store, and a hint when it would refuse it. */
-export function checkText(raw) {
-  const text = String(raw ?? '').trim();
-  const length = codePoints(text);
-  if (!length) return { text, problem: 'empty' };
-  if (length > MAX_TEXT) return { text, problem: `Too long: ${length}/${MAX_TEXT} characters.` };
-  return { text, problem: '' };
 }
 
 export function codePoints(s) {
@@ -60,18 +87,23 @@ export function socketUrl(base, username, room) {
   return url.toString();
 }
 
-/** A client_id (1–64 chars) that makes retries idempotent, also across reconnects. */
+/** A client_id (well inside the 64-char limit) that makes retries idempotent, also across reconnects. */
 export function newClientId() {
   if (globalThis.crypto?.randomUUID) return `c-${crypto.randomUUID()}`;
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `c-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
-// Client -> server frames. Route selection is on `action`.
+// Client -> server frames. Route selection is on `action`. Without a limit, `history`
+// leaves the page size to the server's default.
 export const frames = {
   newMessage: (text, clientId) => ({ action: 'new_message', text, client_id: clientId }),
-  history: (before, limit = HISTORY_PAGE) =>
-    before ? { action: 'history', before, limit } : { action: 'history', limit },
+  history: (before, limit) => {
+    const frame = { action: 'history' };
+    if (before) frame.before = before;
+    if (limit !== undefined) frame.limit = limit;
+    return frame;
+  },
   who: () => ({ action: 'who' }),
   typing: () => ({ action: 'typing' }),
   ping: () => ({ action: 'ping' }),

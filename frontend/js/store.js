@@ -1,30 +1,23 @@
 // What the page knows about one room: confirmed messages keyed by id (so history pages,
-// live events and catch-up after a reconnect can overlap without duplicates), messages
-// of ours still waiting for their echo (keyed by client_id), who is online and typing.
-// No DOM here: the view renders from `timeline()`.
+// live events and catch-up after a reconnect can overlap without duplicates), who is
+// online and who is typing. Our own messages still on their way live in the Outbox
+// (outbox.js); the timeline shows both. No DOM here: the view renders from `timeline()`.
 
 export class RoomStore {
   constructor(room, me) {
     this.room = room;
     this.me = me;
     this.messages = new Map(); // id -> message
-    this.outbox = new Map(); // client_id -> {clientId, text, state: 'sending'|'queued'|'failed', error}
     this.online = new Set();
     this.typing = new Map(); // username -> hide-at timestamp
-    this.olderCursor = null; // `before` for "load older"; null once the start is reached
-    this.reachedStart = false;
     this.lastId = ''; // newest id seen: the catch-up target after a reconnect
   }
 
-  /**
-   * Merge messages from a `message` or `history` event. Returns the ids actually added,
-   * and confirms our own outbox entries whose client_id came back.
-   */
+  /** Merge messages from a `message` or `history` event. Returns the ids actually added. */
   merge(list) {
     const added = [];
     for (const m of list) {
       if (!m || typeof m.id !== 'string' || m.room !== undefined && m.room !== this.room) continue;
-      if (m.username === this.me && m.client_id) this.outbox.delete(m.client_id);
       if (this.messages.has(m.id)) continue;
       this.messages.set(m.id, {
         id: m.id,
@@ -39,10 +32,13 @@ export class RoomStore {
     return added;
   }
 
-  /** Messages in display order: confirmed by id (ids sort by time), then our outbox. */
-  timeline() {
+  /**
+   * Messages in display order: confirmed ones by id (ids sort by time, whatever order
+   * they arrived in), then `pending`, our outbox entries, in the order they were written.
+   */
+  timeline(pending = []) {
     const confirmed = [...this.messages.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const pending = [...this.outbox.values()].map((p) => ({
+    const ours = [...pending].map((p) => ({
       id: null,
       clientId: p.clientId,
       username: this.me,
@@ -51,19 +47,7 @@ export class RoomStore {
       state: p.state,
       error: p.error,
     }));
-    return confirmed.concat(pending);
-  }
-
-  queue(clientId, text, state) {
-    this.outbox.set(clientId, { clientId, text, state, error: '', createdAt: new Date().toISOString() });
-  }
-
-  setOutboxState(clientId, state, error = '') {
-    const entry = this.outbox.get(clientId);
-    if (!entry) return false;
-    entry.state = state;
-    entry.error = error;
-    return true;
+    return confirmed.concat(ours);
   }
 
   setOnline(users) {

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from chat.protocol import page_config
 from tests.browser.conftest import IN_CI, Gateway, dead_port, room_name
 
 try:
@@ -264,7 +265,7 @@ def test_join_explains_a_refused_or_unreachable_server(gateway: Gateway, new_pag
     page = new_page()
     with dead_port() as port:
         dead = f"ws://127.0.0.1:{port}/local"
-        page.route("**/config.json", lambda route: route.fulfill(json={"websocketUrl": dead}))
+        page.route("**/config.json", lambda route: route.fulfill(json=page_config(dead)))
         page.goto(gateway.url)
         page.locator("input[name=username]").fill("gina")
         page.locator("input[name=room]").fill(room)
