@@ -1,6 +1,6 @@
 """Fan-out bench: one ``new_message`` through the real handler to rooms of N members.
 
-DynamoDB is moto in-process; ``@connections`` is the test harness's real HTTP endpoint
+DynamoDB is moto in-process; ``@connections`` is ``local_gateway.testing``'s real HTTP endpoint
 with a simulated API Gateway round trip (``--latency-ms``, default 20 ms, about what a
 post_to_connection takes inside a region). Each room size runs with the fan-out pool at
 1 (posts one by one) and at the configured concurrency, in the same run, so the ratio
@@ -19,7 +19,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -32,12 +31,14 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from bench.machine import machine  # noqa: E402
-from tests.harness import FakeGateway, Recorder, create_tables, reset_caches  # noqa: E402
+from chat import bootstrap  # noqa: E402
+from chat.tables import TABLES  # noqa: E402
+from local_gateway.dynamodb import create_table  # noqa: E402
+from local_gateway.testing import InProcessStage, ScriptedConnections  # noqa: E402
 
 
 def run(sizes: list[int], latency_ms: float, repeat: int, concurrency: int) -> dict:
-    recorder = Recorder(latency_s=latency_ms / 1000)
-    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    recorder = ScriptedConnections(latency_s=latency_ms / 1000).start()
     env = {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -51,13 +52,15 @@ def run(sizes: list[int], latency_ms: float, repeat: int, concurrency: int) -> d
     os.environ.update(env)
     results = []
     with mock_aws():
-        create_tables(boto3.client("dynamodb", region_name="us-east-1"), env)
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        for spec in TABLES:
+            create_table(db, spec, env[spec.env_var])
         for size in sizes:
             row: dict = {"room": size}
             for pool in (1, concurrency):
                 os.environ["FANOUT_CONCURRENCY"] = str(pool)
-                reset_caches()
-                gw = FakeGateway(recorder)
+                bootstrap.use(None)  # rebuilt with this pool size
+                gw = InProcessStage(recorder)
                 room = f"r{size}-{pool}"
                 recorder.latency_s = 0  # joining is not what we measure
                 members = [gw.join(f"u{n}", room) for n in range(size)]

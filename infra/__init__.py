@@ -2,5 +2,5 @@
 
 Run it through the CDK CLI (``make synth`` / ``make deploy``); ``infra/app.py`` is the
 entry point named in ``cdk.json``. Routes and tables are not declared here: they come
-from ``chat.routes`` and ``chat.tables``, which the local gateway reads as well.
+from ``chat.functions`` and ``chat.tables``, which the local gateway reads as well.
 """

@@ -1,7 +1,8 @@
-"""The WebSocket API: one Lambda function per route of ``chat.routes.ROUTES``, mocks for the rest.
+"""The WebSocket API and its functions: one Lambda per entry of ``chat.functions.FUNCTIONS``.
 
-The construct reads the route table rather than listing routes itself, so adding a route
-to ``chat.routes`` adds its function, integration and grants here with no infra edit.
+The construct reads the declaration rather than listing functions itself, so a function
+added to ``chat.functions`` gets its role, log group, environment, exact grants and
+trigger here with no infra edit. Mock routes (``ping``) need no function at all.
 """
 
 from __future__ import annotations
@@ -17,26 +18,22 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from chat.routes import (
-    FUNCTION_MEMORY_MB,
-    FUNCTION_TIMEOUT_S,
+from chat.config import CALLBACK_URL_ENV
+from chat.functions import (
+    FUNCTIONS,
     MOCK_ROUTES,
     ROUTE_SELECTION_EXPRESSION,
-    ROUTES,
+    Function,
     Route,
-    function_environment,
+    pascal_case,
 )
-from chat.tables import TableSpec
 from infra.data import ChatTables
-from infra.settings import Settings
+from infra.settings import StackSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64  # Graviton: ~20% cheaper per GB-second than x86
-
-MEMORY_MB = FUNCTION_MEMORY_MB  # why these sizes: chat.routes
-TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_S)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -76,7 +73,7 @@ class ChatApi(Construct):
     """WebSocket API, its auto-deployed stage, and the functions behind its routes."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, data: ChatTables, settings: Settings
+        self, scope: Construct, construct_id: str, *, data: ChatTables, settings: StackSettings
     ) -> None:
         super().__init__(scope, construct_id)
         self._data = data
@@ -108,17 +105,19 @@ class ChatApi(Construct):
         )
         self._layer = powertools_layer(self, settings.powertools_version)
 
+        # Every value a function may be given; each takes only what it declares.
+        self._environment_values: dict[str, str] = {
+            **{spec.env_var: name for spec, name in data.names().items()},
+            CALLBACK_URL_ENV: self.stage.callback_url,
+            **settings.function_settings,
+        }
+        # Keyed by chat.functions' logical names ("NewMessage").
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
-        for route in ROUTES:
-            function = self._function_for(route)
-            self.functions[route.key] = function
-            self.api.add_route(
-                route.key,
-                integration=integrations.WebSocketLambdaIntegration(
-                    f"{route.function_name}Integration", function
-                ),
-            )
+        for declared in FUNCTIONS:
+            function = self._function_for(declared)
+            self.functions[declared.name] = function
+            self._add_trigger(declared, function)
         for key, reply in MOCK_ROUTES.items():
             self._add_mock_route(key, reply)
 
@@ -131,9 +130,9 @@ class ChatApi(Construct):
         """
         return f"wss://{self.api.api_id}.execute-api.{self.stage.env.region}.{Aws.URL_SUFFIX}"
 
-    def _function_for(self, route: Route) -> lambda_.Function:
-        """A function with its own role, log group and exactly the grants its route lists."""
-        name = route.function_name
+    def _function_for(self, declared: Function) -> lambda_.Function:
+        """A function with its own role, log group and exactly the grants it declares."""
+        name = declared.name
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
@@ -148,46 +147,55 @@ class ChatApi(Construct):
             self,
             f"{name}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Chat route {route.key}",
+            description=f"Chat function {name}",
         )
         log_group.grant_write(role)
-        self.roles[route.key] = role
+        self.roles[name] = role
 
-        table_names: dict[TableSpec, str] = self._data.names()
         # "Function" suffix: a construct id of plain "Default" (the $default route) would
         # make it the scope's default child and hide it from logical ids.
         function = lambda_.Function(
             self,
             f"{name}Function",
-            description=route.description or f"Chat route {route.key}",
+            description=declared.description,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             code=self._code,
-            handler=route.handler,
+            handler=declared.handler,
             layers=[self._layer],
-            memory_size=MEMORY_MB,
-            timeout=TIMEOUT,
+            memory_size=declared.memory_mb,
+            timeout=Duration.seconds(declared.timeout_s),
             role=role,
             log_group=log_group,
             reserved_concurrent_executions=self._settings.reserved_concurrency,
-            environment=function_environment(
-                route, table_names=table_names, callback_url=self.stage.callback_url
-            ),
+            environment=declared.environment(self._environment_values),
         )
-        # Exact item-level actions (chat.routes.ACCESS_ACTIONS), not grant_read_data /
+        # Exact item-level actions (chat.functions.ACCESS_ACTIONS), not grant_read_data /
         # grant_read_write_data: those add Scan, Batch*, DescribeTable, ConditionCheckItem
         # and stream reads the handlers never call. The tables have no indexes, so grant()
         # names only the table ARN.
-        for spec, actions in route.table_actions().items():
+        for spec, actions in declared.table_actions().items():
             self._data.tables[spec].grant(role, *actions)
-        if route.posts:
+        if declared.posts_to_connections:
             # Scoped to this stage's @connections, not to every stage of the API.
             self.stage.grant_management_api_access(role)
         return function
 
+    def _add_trigger(self, declared: Function, function: lambda_.Function) -> None:
+        trigger = declared.trigger
+        if isinstance(trigger, Route):
+            self.api.add_route(
+                trigger.key,
+                integration=integrations.WebSocketLambdaIntegration(
+                    f"{declared.name}Integration", function
+                ),
+            )
+            return
+        raise NotImplementedError(f"{declared.name}: no CDK wiring for {trigger!r} yet")
+
     def _add_mock_route(self, key: str, reply: str) -> None:
         """A route API Gateway answers itself (keep-alive ``ping``): no Lambda, no cost."""
-        name = "".join(part.capitalize() for part in key.split("_"))
+        name = pascal_case(key)
         integration_id = f"{name}Integration"
         # return_response=True makes CDK add the route's "$default" route response;
         # without one API Gateway sends nothing back to the client.

@@ -11,6 +11,8 @@ from typing import Any
 
 from constructs import Node
 
+from chat.config import SETTINGS as FUNCTION_SETTINGS
+
 DEFAULTS: dict[str, Any] = {
     # Throwaway stacks: tables and the site bucket are deleted with the stack.
     "destroy": False,
@@ -26,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # Version of the official Powertools layer, as named in its public SSM parameter
     # (``latest`` or a release such as ``3.23.0``).
     "powertools_version": "latest",
+    # What the functions read from their environment (chat.config.SETTINGS), by the same
+    # keys: ``-c rate_limit_messages=20``.
+    **{setting.key: setting.default for setting in FUNCTION_SETTINGS},
 }
 
 
@@ -41,8 +46,15 @@ def _as_int(value: Any) -> int | None:
     return int(value)
 
 
+def _positive(key: str, value: Any) -> int:
+    number = _as_int(value)
+    if number is None or number < 1:
+        raise ValueError(f"{key} must be a positive whole number, not {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
-class Settings:
+class StackSettings:
     """The typed view of the context the stack is built from."""
 
     destroy: bool
@@ -52,9 +64,11 @@ class Settings:
     reserved_concurrency: int | None
     log_retention_days: int
     powertools_version: str
+    # chat.config.SETTINGS: environment variable -> value, for the functions that read it.
+    function_settings: dict[str, str]
 
     @classmethod
-    def from_context(cls, node: Node) -> Settings:
+    def from_context(cls, node: Node) -> StackSettings:
         def get(key: str) -> Any:
             value = node.try_get_context(key)
             return DEFAULTS[key] if value is None else value
@@ -72,4 +86,8 @@ class Settings:
             reserved_concurrency=_as_int(get("reserved_concurrency")),
             log_retention_days=retention,
             powertools_version=str(get("powertools_version")),
+            function_settings={
+                setting.env_var: str(_positive(setting.key, get(setting.key)))
+                for setting in FUNCTION_SETTINGS
+            },
         )

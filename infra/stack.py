@@ -11,7 +11,7 @@ from infra.api import ChatApi
 from infra.data import ChatTables
 from infra.frontend import Frontend
 from infra.nag import acknowledge_findings
-from infra.settings import Settings
+from infra.settings import StackSettings
 
 
 class ChatStack(Stack):
@@ -23,7 +23,7 @@ class ChatStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        settings = Settings.from_context(self.node)
+        settings = StackSettings.from_context(self.node)
 
         self.data = ChatTables(self, "Data", destroy=settings.destroy)
         self.chat_api = ChatApi(self, "Api", data=self.data, settings=settings)

@@ -17,11 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from local_gateway.server import REPO_ROOT, Gateway, Settings
+from chat.config import SETTINGS as FUNCTION_SETTINGS
+from local_gateway.gateway import Gateway
+from local_gateway.settings import REPO_ROOT, GatewaySettings
 
 
 def _parser() -> argparse.ArgumentParser:
-    defaults = Settings()
+    defaults = GatewaySettings()
     p = argparse.ArgumentParser(
         prog="python -m local_gateway",
         description="A local API Gateway WebSocket stage running the chat's Lambda handlers "
@@ -45,19 +47,33 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-connection-age", type=float, default=defaults.max_connection_s,
                         metavar="SECONDS")
     limits.add_argument("--handler-timeout", type=float, default=defaults.handler_timeout_s,
-                        metavar="SECONDS")
-    limits.add_argument("--memory", type=int, default=defaults.memory_mb, metavar="MB",
-                        help="reported to handlers in the Lambda context (not enforced)")
+                        metavar="SECONDS",
+                        help="every function's timeout (default: each its own, as deployed)")
     limits.add_argument("--max-concurrency", type=int, default=defaults.max_concurrency,
                         help="execution environments per function")
     limits.add_argument("--save-interval", type=float, default=defaults.save_interval_s,
                         metavar="SECONDS")
+    functions = p.add_argument_group(
+        "function settings (defaults: chat.config, as the CDK app deploys them)")
+    for setting in FUNCTION_SETTINGS:
+        functions.add_argument(setting.flag, type=_positive, default=setting.default,
+                               metavar="N", dest=setting.key, help=setting.help)
     return p
 
 
-def settings_from_args(argv: list[str] | None = None) -> Settings:
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number, not {raw!r}")
+    return value
+
+
+def settings_from_args(argv: list[str] | None = None) -> GatewaySettings:
     a = _parser().parse_args(argv)
-    return Settings(
+    return GatewaySettings(
         port=a.port,
         state_dir=None if a.no_state else a.state_dir,
         frontend_dir=a.frontend_dir,
@@ -67,13 +83,13 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         idle_timeout_s=a.idle_timeout,
         max_connection_s=a.max_connection_age,
         handler_timeout_s=a.handler_timeout,
-        memory_mb=a.memory,
         max_concurrency=a.max_concurrency,
         save_interval_s=a.save_interval,
+        function_settings={s.env_var: str(getattr(a, s.key)) for s in FUNCTION_SETTINGS},
     )
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: GatewaySettings) -> None:
     started = time.monotonic()
     gateway = Gateway(settings)
     await gateway.start()
@@ -85,7 +101,7 @@ async def serve(settings: Settings) -> None:
              else "tables in memory only")
     print(
         f"Local chat gateway ready in {time.monotonic() - started:.1f} s "
-        f"(stage 'local', handlers from chat.routes, DynamoDB on moto, {state})\n"
+        f"(stage 'local', functions from chat.functions, DynamoDB on moto, {state})\n"
         f"  Page:       {gateway.http_url}/\n"
         f"  WebSocket:  {gateway.websocket_url}\n"
         f"  wscat:      npx wscat -c '{gateway.websocket_url}?username=alice&room=general'\n"

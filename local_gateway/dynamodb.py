@@ -1,45 +1,34 @@
-"""DynamoDB for the local gateway: moto's server in-process, plus a state file.
+"""DynamoDB for the local gateway: moto's server in-process, with the project's tables.
 
 Why moto's *server* rather than ``mock_aws``: the handlers run in other processes (see
-``lambda_runtime``) and reach DynamoDB the way they do on AWS, through boto3 and an
+``runtime``) and reach DynamoDB the way they do on AWS, through boto3 and an
 HTTP endpoint; boto3's standard ``AWS_ENDPOINT_URL_DYNAMODB`` points them here, so
 handler code has no ``if local:`` branch. The tables are created from
 ``chat.tables.TABLES``, the same specs the CDK app reads, TTL attribute included.
 
-Why a state file: moto keeps everything in memory. On shutdown, and every few seconds
-while invocations write, every table is read back through the DynamoDB API (a Scan is
-fine here; the functions never scan) and written to ``<state-dir>/state.json`` through a
-temp file, fsync and ``os.replace``, so a crash leaves the previous complete file. On
-start the items are batch-written back. A corrupt file is moved aside with a clear
-message and the gateway starts empty rather than crash-looping.
+moto keeps everything in memory; ``dump`` and ``restore`` read every table back
+through the DynamoDB API (a Scan is fine here; the functions never scan) and write it
+back, for ``local_gateway.state`` to keep across restarts.
 
 Two things moto does not do that DynamoDB does are added here: items past their TTL are
-deleted (at each save), and requests are applied one at a time so that an update to an
-item is atomic (see ``_MOTO_LOCK``).
+deleted (``sweep_expired``, at each save), and requests are applied one at a time so
+that an update to an item is atomic (see ``_MOTO_LOCK``).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
-import os
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chat.tables import TABLES, TableSpec
 
 log = logging.getLogger("local_gateway")
 
-STATE_FILE = "state.json"
-STATE_FORMAT = "serverless-chat-local-state/1"
 
 # Dummy credentials and region: moto accepts anything, and real credentials from the
 # developer's shell must never be used (the worker environment drops them).
@@ -50,39 +39,6 @@ DUMMY_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
-
-
-def encode_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A low-level item as JSON: binary (B/BS) values become base64 text."""
-    return _map_binary(item, lambda raw: base64.b64encode(raw).decode("ascii"))
-
-
-def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of ``encode_item``."""
-    return _map_binary(item, base64.b64decode)
-
-
-def _map_binary(item: Mapping[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
-    """Apply ``convert`` to every binary value of an item, inside maps and lists too."""
-
-    def walk(value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        out = {}
-        for kind, inner in value.items():
-            if kind == "B":
-                out[kind] = convert(inner)
-            elif kind == "BS":
-                out[kind] = [convert(b) for b in inner]
-            elif kind == "M":
-                out[kind] = {k: walk(v) for k, v in inner.items()}
-            elif kind == "L":
-                out[kind] = [walk(v) for v in inner]
-            else:
-                out[kind] = inner
-        return out
-
-    return {name: walk(value) for name, value in item.items()}
 
 
 # moto's backends have no locks: two UpdateItem "ADD n :one" handled at once by its
@@ -163,6 +119,13 @@ class LocalDynamoDB:
     def _create_table(self, spec: TableSpec) -> None:
         create_table(self._client, spec, self.table_names[spec])
 
+    def recreate_tables(self) -> None:
+        """Empty tables again (after a restore that DynamoDB refused half-way)."""
+        for spec in self.specs:
+            with contextlib.suppress(Exception):
+                self._client.delete_table(TableName=self.table_names[spec])
+            self._create_table(spec)
+
     def stop(self) -> None:
         if self._client is not None:
             for name in self.table_names.values():
@@ -176,14 +139,15 @@ class LocalDynamoDB:
     # -- state ---------------------------------------------------------------------
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item of every table, keyed by logical id (physical names change)."""
+        """Every item of every table (low-level format), keyed by logical id (physical
+        names change from run to run)."""
         tables: dict[str, list[dict[str, Any]]] = {}
         for spec in self.specs:
             items: list[dict[str, Any]] = []
             kwargs: dict[str, Any] = {"TableName": self.table_names[spec]}
             while True:
                 page = self._client.scan(**kwargs)
-                items.extend(encode_item(item) for item in page.get("Items", []))
+                items.extend(page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -237,7 +201,7 @@ class LocalDynamoDB:
     def restore(self, tables: Mapping[str, list[dict[str, Any]]]) -> int:
         count = 0
         for spec in self.specs:
-            items = [decode_item(item) for item in tables.get(spec.logical_id, [])]
+            items = list(tables.get(spec.logical_id, []))
             name = self.table_names[spec]
             for start in range(0, len(items), 25):  # BatchWriteItem takes 25 at most
                 pending: Any = {
@@ -248,81 +212,6 @@ class LocalDynamoDB:
                     pending = answer.get("UnprocessedItems") or None
             count += len(items)
         return count
-
-
-@dataclass
-class SavedState:
-    """What a state file holds: the tables, and the connections open when it was saved."""
-
-    tables: dict[str, list[dict[str, Any]]]
-    # Connections still open at the last save: after a crash their $disconnect never ran,
-    # so the next start runs it (``ConnectionInfo`` fields).
-    open_connections: list[dict[str, Any]] = field(default_factory=list)
-
-
-def save_state(
-    state_dir: Path,
-    tables: Mapping[str, list[dict[str, Any]]],
-    open_connections: Iterable[Mapping[str, Any]] = (),
-) -> Path:
-    """Write the state file atomically: temp file in the same directory, fsync, rename."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / STATE_FILE
-    document = {
-        "format": STATE_FORMAT,
-        "saved_at": time.time(),
-        "tables": dict(tables),
-        "open_connections": [dict(c) for c in open_connections],
-    }
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, ensure_ascii=False, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_state(state_dir: Path) -> SavedState | None:
-    """The saved state, or None (with a clear log line) when there is nothing usable.
-
-    A corrupt file is renamed ``state.json.corrupt-<time>`` (kept for inspection, and
-    out of the way so the next start does not trip over it again).
-    """
-    path = state_dir / STATE_FILE
-    if not path.exists():
-        log.info("No saved state in %s: starting with empty tables.", path)
-        return None
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a {STATE_FORMAT} document")
-        tables = document["tables"]
-        if not isinstance(tables, dict) or not all(
-            isinstance(items, list) and all(isinstance(i, dict) for i in items)
-            for items in tables.values()
-        ):
-            raise ValueError("'tables' must map table names to lists of items")
-    except (OSError, ValueError, KeyError) as exc:
-        aside = path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
-        try:
-            path.replace(aside)
-            where = f"moved to {aside}"
-        except OSError:
-            where = "left in place"
-        log.warning(
-            "Saved state %s is unreadable (%s); %s. Starting with empty tables.",
-            path, exc, where,
-        )
-        return None
-    connections = document.get("open_connections")
-    if not isinstance(connections, list) or not all(isinstance(c, dict) for c in connections):
-        connections = []
-    return SavedState(tables, connections)
 
 
 def create_table(client: Any, spec: TableSpec, name: str) -> None:

@@ -18,10 +18,9 @@ them key by key. Where the samples are silent the choices are written down here:
 from __future__ import annotations
 
 import base64
-import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -33,7 +32,7 @@ API_ID = "local"
 _HOP_BY_HOP = frozenset({"connection", "upgrade"})
 
 
-def new_id() -> str:
+def new_gateway_id() -> str:
     """An id shaped like API Gateway's connection/request ids: 16 chars ending ``=``.
 
     API Gateway's ids are standard base64 of 11 bytes (``BFHPhfCWIAMCKlQ=``), so they can
@@ -66,6 +65,8 @@ class ConnectionInfo:
     user_agent: str = ""
     connected_at: int = field(default_factory=now_ms)  # epoch milliseconds
     last_active_at: int = 0  # epoch milliseconds of the last data frame from the client
+    api_id: str = API_ID
+    stage: str = STAGE
 
     def __post_init__(self) -> None:
         if not self.last_active_at:
@@ -84,14 +85,14 @@ def _request_context(
         "extendedRequestId": request_id,
         "requestTime": request_time(epoch),
         "messageDirection": "IN",
-        "stage": STAGE,
+        "stage": conn.stage,
         "connectedAt": conn.connected_at,
         "requestTimeEpoch": epoch,
         "identity": {"sourceIp": conn.source_ip},
         "requestId": request_id,
         "domainName": conn.domain_name,
         "connectionId": conn.connection_id,
-        "apiId": API_ID,
+        "apiId": conn.api_id,
     }
 
 
@@ -160,29 +161,9 @@ def disconnect_event(
     }
 
 
-def message_event(
+def route_event(
     conn: ConnectionInfo, *, route_key: str, body: str, request_id: str
 ) -> dict[str, Any]:
     context = _request_context(conn, route_key, "MESSAGE", request_id)
-    context = {"routeKey": context.pop("routeKey"), "messageId": new_id(), **context}
+    context = {"routeKey": context.pop("routeKey"), "messageId": new_gateway_id(), **context}
     return {"requestContext": context, "body": body, "isBase64Encoded": False}
-
-
-def select_route(
-    body: str, routes: Mapping[str, object], mock_routes: Mapping[str, str]
-) -> str:
-    """Evaluate ``$request.body.action`` the way API Gateway does.
-
-    The frame must be a JSON object whose ``action`` names a route; anything else
-    (invalid JSON, an array, no ``action``, an unknown action) goes to ``$default``.
-    """
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):  # e.g. 5,000 nested arrays: still $default
-        return "$default"
-    action = parsed.get("action") if isinstance(parsed, dict) else None
-    if isinstance(action, str) and not action.startswith("$") and (
-        action in routes or action in mock_routes
-    ):
-        return action
-    return "$default"

@@ -1,18 +1,29 @@
-"""Start a local gateway from tests: in a thread of the test process, or as a subprocess.
+"""The local gateway for tests and benches, whole or in parts.
 
-``GatewayThread`` is the quick one (no interpreter start, a real port, any routes)::
+``GatewayThread`` is the quick one (no interpreter start, a real port, any functions)::
 
-    with GatewayThread(Settings(port=0, state_dir=None)) as gw:
+    with GatewayThread(GatewaySettings(port=0, state_dir=None)) as gw:
         websockets.sync.client.connect(gw.websocket_url + "?username=alice")
 
 ``GatewayProcess`` runs exactly what ``make dev`` runs (``python -m local_gateway``), for
 tests of the command itself: signals, restarts on the same port, the printed banner.
 Both pick a free port with ``port=0`` and report the real one.
+
+For tests of the functions themselves, without sockets or processes:
+
+- ``ScriptedConnections``: an ``@connections`` endpoint (real HTTP) that records every
+  post one by one and answers 410 Gone, 500, 429 or late for chosen connections, which
+  the local stage never does on purpose (and moto's never does at all);
+- ``InProcessStage``: invokes the declared functions in this process with the events
+  ``local_gateway.events`` builds (the same builders the gateway uses), routing frames
+  with the same ``select_route``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import os
 import re
 import signal
@@ -20,11 +31,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlencode
 
-from local_gateway.server import REPO_ROOT, Gateway, Settings
+from chat.functions import FUNCTIONS, MOCK_ROUTES, Function, routes
+from local_gateway.events import (
+    ConnectionInfo,
+    connect_event,
+    disconnect_event,
+    new_gateway_id,
+    route_event,
+)
+from local_gateway.gateway import Gateway
+from local_gateway.routing import select_route
+from local_gateway.runtime import FunctionConfig, LambdaContext
+from local_gateway.settings import REPO_ROOT, GatewaySettings
 
 _PAGE_LINE = re.compile(r"Page:\s+http://127\.0\.0\.1:(\d+)/")
 
@@ -32,8 +58,9 @@ _PAGE_LINE = re.compile(r"Page:\s+http://127\.0\.0\.1:(\d+)/")
 class GatewayThread:
     """A ``Gateway`` on its own event loop in a daemon thread; a context manager."""
 
-    def __init__(self, settings: Settings | None = None, **gateway_kwargs: Any) -> None:
-        self.gateway = Gateway(settings or Settings(port=0, state_dir=None), **gateway_kwargs)
+    def __init__(self, settings: GatewaySettings | None = None, **gateway_kwargs: Any) -> None:
+        self.gateway = Gateway(settings or GatewaySettings(port=0, state_dir=None),
+                               **gateway_kwargs)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="local-gateway")
@@ -156,3 +183,177 @@ class GatewayProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- the functions without the gateway ---------------------------------------------------
+
+
+class _ConnectionsHandler(BaseHTTPRequestHandler):
+    """``POST/GET/DELETE /<stage>/@connections/{id}`` with scripted failures."""
+
+    server: ScriptedConnections
+    disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every post
+    protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway's endpoint
+
+    def _id(self) -> str:
+        return unquote(self.path.rsplit("/@connections/", 1)[1])
+
+    def _answer(self, status: int, body: bytes = b"", error: str | None = None) -> None:
+        self.send_response(status)
+        if error:
+            self.send_header("x-amzn-ErrorType", error)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        cid = self._id()
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        rec = self.server
+        with rec.lock:
+            rec.attempts[cid] += 1
+            if cid in rec.gone:
+                return self._answer(410, b'{"message": null}', "GoneException")
+            if cid in rec.failing:
+                return self._answer(500, b'{"message": "Internal server error"}')
+            if rec.throttle.get(cid, 0) > 0:
+                rec.throttle[cid] -= 1
+                return self._answer(
+                    429, b'{"message": "Too Many Requests"}', "LimitExceededException"
+                )
+            rec.posts[cid].append(json.loads(data))
+            delay = rec.slow.get(cid, rec.latency_s)
+        if delay:
+            time.sleep(delay)  # API Gateway's own round trip, or an answer that comes late
+        self._answer(200)
+
+    def do_GET(self) -> None:
+        self._answer(200, b'{"connectedAt": "2026-11-27T05:00:00Z"}')
+
+    def do_DELETE(self) -> None:
+        self._answer(204)
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+
+class ScriptedConnections(ThreadingHTTPServer):
+    """An ``@connections`` endpoint on a free port; ``start()`` serves it in a thread."""
+
+    daemon_threads = True
+    request_queue_size = 1024  # fan-out opens many connections at once
+
+    def __init__(self, latency_s: float = 0.0, stage: str = "prod") -> None:
+        super().__init__(("127.0.0.1", 0), _ConnectionsHandler)
+        self.stage = stage
+        self.latency_s = latency_s
+        self.lock = threading.Lock()
+        self.posts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.gone: set[str] = set()
+        self.failing: set[str] = set()
+        self.throttle: dict[str, int] = {}
+        self.slow: dict[str, float] = {}  # delivered, but answered after this many seconds
+
+    def start(self) -> ScriptedConnections:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        """The callback URL (``CALLBACK_URL``) the functions post through."""
+        return f"http://127.0.0.1:{self.server_address[1]}/{self.stage}"
+
+    def reset(self) -> None:
+        with self.lock:
+            for record in (self.posts, self.attempts, self.gone, self.failing,
+                           self.throttle, self.slow):
+                record.clear()
+
+    def take(self, cid: str) -> list[dict[str, Any]]:
+        """Events received by a connection since the last take."""
+        with self.lock:
+            events, self.posts[cid] = self.posts[cid], []
+        return events
+
+
+class InProcessStage:
+    """Invokes the declared route functions in this process, as API Gateway would.
+
+    The functions' environment is this process's (set it first); their replies go to
+    ``connections`` (``CALLBACK_URL`` pointing at it).
+    """
+
+    def __init__(
+        self,
+        connections: ScriptedConnections,
+        *,
+        domain: str = "abc123.execute-api.us-east-1.amazonaws.com",
+        api_id: str = "abc123",
+        stage: str = "prod",
+        functions: Iterable[Function] = FUNCTIONS,
+    ) -> None:
+        self.connections = connections
+        self.domain, self.api_id, self.stage = domain, api_id, stage
+        self.routes = routes(tuple(functions))
+        self.open: dict[str, ConnectionInfo] = {}
+
+    def _invoke(self, route_key: str, event: dict[str, Any]) -> Any:
+        fn = self.routes[route_key]
+        module, _, name = fn.handler.rpartition(".")
+        handler = getattr(importlib.import_module(module), name)
+        context = LambdaContext(
+            FunctionConfig(fn.name, fn.handler, {}, fn.memory_mb, fn.timeout_s),
+            str(uuid.uuid4()),
+            time.time() + fn.timeout_s,
+        )
+        return handler(event, context)
+
+    def connect(
+        self,
+        username: str | None = None,
+        room: str | None = None,
+        query: Mapping[str, str] | None = None,
+        age_s: float = 0,
+    ) -> tuple[str, dict[str, Any]]:
+        """``age_s``: pretend the socket opened that long ago (connectedAt in the past)."""
+        info = ConnectionInfo(
+            connection_id=new_gateway_id(), source_ip="203.0.113.7", domain_name=self.domain,
+            connected_at=int((time.time() - age_s) * 1000), api_id=self.api_id,
+            stage=self.stage,
+        )
+        if query is None:
+            query = {k: v for k, v in (("username", username), ("room", room)) if v is not None}
+        event = connect_event(info, headers=[("Host", self.domain)],
+                              query_string=urlencode(dict(query)),
+                              request_id=new_gateway_id(), port=443)
+        response = self._invoke("$connect", event)
+        if response["statusCode"] == 200:
+            self.open[info.connection_id] = info
+        return info.connection_id, response
+
+    def join(self, username: str, room: str | None = None, age_s: float = 0) -> str:
+        cid, response = self.connect(username, room, age_s=age_s)
+        assert response["statusCode"] == 200, response
+        return cid
+
+    def send(self, cid: str, body: Any) -> Any:
+        """Route a frame on ``$request.body.action`` and invoke its function."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        route = select_route(text, self.routes, MOCK_ROUTES)
+        if route in MOCK_ROUTES:  # answered by API Gateway itself: no function runs
+            with self.connections.lock:
+                self.connections.posts[cid].append(json.loads(MOCK_ROUTES[route]))
+            return {"statusCode": 200}
+        event = route_event(self.open[cid], route_key=route, body=text,
+                            request_id=new_gateway_id())
+        return self._invoke(route, event)
+
+    def disconnect(self, cid: str) -> Any:
+        info = self.open[cid]  # kept: API Gateway may deliver $disconnect twice
+        event = disconnect_event(info, status_code=1000, reason="", request_id=new_gateway_id())
+        return self._invoke("$disconnect", event)
+
+    def take(self, cid: str) -> list[dict[str, Any]]:
+        return self.connections.take(cid)

@@ -1,47 +1,82 @@
-"""Configuration, read from the environment in one place.
+"""A function's configuration: what it reads from its environment, in one place.
 
-The CDK app and the local gateway set the same variables (see ``chat.routes.
-function_environment``); nothing in the code asks "am I local?". Service endpoints are
-redirected with boto3's own ``AWS_ENDPOINT_URL_<SERVICE>`` variables, not settings here.
+The settings a deployer may change are declared here once (``Setting``: the environment
+variable, the default, what it means). ``chat.functions`` says which function gets
+which; the CDK app takes the values from CDK context and the local gateway from its
+command line, both by the same declaration. Nothing in the code asks "am I local?":
+service endpoints are redirected with boto3's own ``AWS_ENDPOINT_URL_<SERVICE>``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
-from chat.routes import CALLBACK_URL_ENV
+from chat.model import RateLimit
 from chat.tables import CONNECTIONS, MESSAGES
+
+# The stage's callback URL (``https://…/<stage>``), the endpoint of the API Gateway
+# Management API. The CDK app sets it from the stage; the local gateway its own URL.
+CALLBACK_URL_ENV = "CALLBACK_URL"
 
 
 @dataclass(frozen=True)
-class Settings:
+class Setting:
+    """A deploy-time setting that reaches functions as an environment variable.
+
+    ``key`` names it in CDK context (``-c rate_limit_messages=20``) and, with dashes, on
+    the local gateway's command line (``--rate-limit-messages 20``).
+    """
+
+    key: str
+    env_var: str
+    default: int
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+
+RATE_LIMIT_MESSAGES = Setting(
+    "rate_limit_messages", "RATE_LIMIT_MESSAGES", RateLimit.messages,
+    "new_message frames one connection may send per window",
+)
+RATE_LIMIT_WINDOW = Setting(
+    "rate_limit_window_seconds", "RATE_LIMIT_WINDOW_SECONDS", RateLimit.window_s,
+    "the sliding rate-limit window, in seconds",
+)
+FANOUT_CONCURRENCY = Setting(
+    "fanout_concurrency", "FANOUT_CONCURRENCY", 16,
+    "posts to @connections in flight at once per invocation (and its HTTP pool size)",
+)
+SETTINGS: tuple[Setting, ...] = (RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY)
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What one function process was configured with (read once, in ``chat.bootstrap``)."""
+
     connections_table: str
     messages_table: str
-    # The stage's callback URL (``https://{api}.execute-api.{region}.amazonaws.com/{stage}``);
-    # empty means "derive it from the event" (see chat.handlers).
+    # Empty means "derive it from the event" (see ``chat.bootstrap.callback_url``).
     callback_url: str
     region: str
-    rate_limit_messages: int  # new_message frames allowed per window and connection
-    rate_limit_window_s: int
-    fanout_concurrency: int  # parallel posts to @connections (and the HTTP pool size)
+    rate_limit: RateLimit
+    fanout_concurrency: int
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> FunctionConfig:
+        def number(setting: Setting) -> int:
+            raw = environ.get(setting.env_var, "")
+            return int(raw) if raw.strip() else setting.default
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else default
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process-wide settings; tests that change the environment call ``cache_clear()``."""
-    return Settings(
-        connections_table=os.environ.get(CONNECTIONS.env_var, ""),
-        messages_table=os.environ.get(MESSAGES.env_var, ""),
-        callback_url=os.environ.get(CALLBACK_URL_ENV, "").rstrip("/"),
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        rate_limit_messages=_int("RATE_LIMIT_MESSAGES", 10),
-        rate_limit_window_s=_int("RATE_LIMIT_WINDOW_SECONDS", 10),
-        fanout_concurrency=_int("FANOUT_CONCURRENCY", 16),
-    )
+        return cls(
+            connections_table=environ.get(CONNECTIONS.env_var, ""),
+            messages_table=environ.get(MESSAGES.env_var, ""),
+            callback_url=environ.get(CALLBACK_URL_ENV, "").rstrip("/"),
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            rate_limit=RateLimit(number(RATE_LIMIT_MESSAGES), number(RATE_LIMIT_WINDOW)),
+            fanout_concurrency=number(FANOUT_CONCURRENCY),
+        )

@@ -1,7 +1,9 @@
-"""PROTOCOL.md in code: what a valid frame is, and the exact shape of every event.
+"""docs/PROTOCOL.md in code: what a valid frame is, and the exact shape of every event.
 
+The wire format only: frames in, events out, ids and times as the protocol writes them.
 Pure Python, no AWS: the page, wscat users and the tests all depend on these bytes, so
-every rule of the protocol that can be checked without storage lives here.
+every rule of the protocol that can be checked without storage lives here. The nouns
+these events carry are ``chat.model``'s.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from chat.model import Message
 
 DEFAULT_ROOM = "general"
 USERNAME_MAX = 32
@@ -185,7 +189,7 @@ _id_lock = threading.Lock()
 _last_id: tuple[int, int] = (0, 0)
 
 
-def new_id(now_ms: int | None = None) -> str:
+def new_message_id(now_ms: int | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32.
 
     Within one process, ids made in the same millisecond increase (the random part is
@@ -211,30 +215,18 @@ def iso_time(ms: int) -> str:
 # --- events -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Message:
-    id: str
-    room: str
-    username: str
-    text: str
-    created_at: str
-    client_id: str | None = None
-
-    def fields(self) -> dict[str, Any]:
-        data = {
-            "id": self.id,
-            "room": self.room,
-            "username": self.username,
-            "text": self.text,
-            "created_at": self.created_at,
-        }
-        if self.client_id is not None:
-            data["client_id"] = self.client_id
-        return data
-
-
 def message_event(message: Message) -> dict[str, Any]:
-    return {"type": "message", **message.fields()}
+    data: dict[str, Any] = {
+        "type": "message",
+        "id": message.id,
+        "room": message.room,
+        "username": message.username,
+        "text": message.text,
+        "created_at": message.created_at,
+    }
+    if message.client_id is not None:
+        data["client_id"] = message.client_id
+    return data
 
 
 def history_event(room: str, messages: list[Message], before: str | None) -> dict[str, Any]:

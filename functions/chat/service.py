@@ -1,8 +1,9 @@
 """The chat rules: who may say what, what is stored, and who receives which event.
 
-Pure Python over two ports: a ``store`` (``chat.store.Store`` in production) and a
-``fanout`` (``chat.fanout.Fanout``). It never sees boto3, HTTP or Lambda events, so the
-rules can be read, and tested, on their own.
+Pure Python over two ports: a ``store`` (``chat.adapters.dynamodb.Store`` in
+production) and ``connections`` (``chat.adapters.management_api.ManagementApi``). It
+works in ``chat.model``'s terms and never sees boto3, HTTP or Lambda events, so the
+rules can be read, and tested, on their own. ``chat.bootstrap`` builds it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,25 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from chat.fanout import Delivery
+from chat.model import (
+    Connection,
+    Delivery,
+    Member,
+    Message,
+    MessageNotStored,
+    PostOutcome,
+    RateLimit,
+    StorageError,
+    UnknownConnection,
+)
 from chat.observability import logger, metrics
 from chat.protocol import (
-    Message,
     ProtocolError,
     encode,
     history_event,
     iso_time,
     message_event,
-    new_id,
+    new_message_id,
     parse_history,
     parse_new_message,
     parse_room,
@@ -29,7 +39,6 @@ from chat.protocol import (
     typing_event,
     who_event,
 )
-from chat.store import Connection, Member, StorageError
 
 _BUCKET_MS = 100  # rate-limit resolution
 # How long a new connection may still be inside its own $connect (the Lambda timeout is
@@ -52,8 +61,8 @@ class StorePort(Protocol):
     ) -> tuple[list[Message], str | None]: ...
 
 
-class FanoutPort(Protocol):
-    def post(self, connection_id: str, data: bytes) -> str: ...
+class ConnectionsPort(Protocol):
+    def post(self, connection_id: str, data: bytes) -> PostOutcome: ...
     def post_many(
         self, connection_ids: list[str], data: bytes, deadline: float | None = None
     ) -> Delivery: ...
@@ -65,15 +74,15 @@ class Chat:
     def __init__(
         self,
         store: StorePort,
-        fanout: FanoutPort,
+        connections: ConnectionsPort,
         *,
-        rate_limit: tuple[int, int] = (10, 10),
+        rate_limit: RateLimit | None = None,
         deadline: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.fanout = fanout
-        self.rate_limit = rate_limit  # (frames, window seconds)
+        self.connections = connections
+        self.rate_limit = rate_limit or RateLimit()
         self.deadline = deadline  # time.monotonic() by which fan-out must be done
         self.clock = clock
 
@@ -121,7 +130,7 @@ class Chat:
         request = parse_new_message(frame)
         now_ms = int(self.clock() * 1000)
         message = Message(
-            id=new_id(now_ms),
+            id=new_message_id(now_ms),
             room=sender.room,  # identity comes from $connect, never from the frame
             username=sender.username,
             text=request.text,
@@ -130,11 +139,9 @@ class Chat:
         )
         try:
             stored, created = self.store.save_message(message)
-        except StorageError:
+        except StorageError as exc:
             logger.exception("storing a message failed")
-            raise ProtocolError(
-                "internal", "the message could not be stored; send it again"
-            ) from None
+            raise MessageNotStored(str(exc)) from None
         event = message_event(stored)
         if not created:
             # A retry of a stored message: the original goes back to the sender only.
@@ -170,14 +177,14 @@ class Chat:
 
     def reply(self, connection_id: str, event: Mapping[str, Any]) -> None:
         """Send an event to the sender only (a gone sender is left to its $disconnect)."""
-        if self.fanout.post(connection_id, encode(event)) == "failed":
+        if self.connections.post(connection_id, encode(event)) == "failed":
             metrics.add_metric(name="FanoutFailures", unit="Count", value=1)
 
     def _broadcast(self, room: str, members: list[Member], event: Mapping[str, Any]) -> None:
         if not members:
             return
         ids = [m.connection_id for m in members]
-        delivery = self.fanout.post_many(ids, encode(event), self.deadline)
+        delivery = self.connections.post_many(ids, encode(event), self.deadline)
         metrics.add_metric(name="Recipients", unit="Count", value=len(delivery.sent))
         if delivery.failed:
             metrics.add_metric(name="FanoutFailures", unit="Count", value=len(delivery.failed))
@@ -187,18 +194,18 @@ class Chat:
             # open yet): it is not dead, and deleting it would orphan a live socket.
             opened_before = int(self.clock() * 1000) - CONNECT_GRACE_MS
             born = {m.connection_id: m.connected_at for m in members}
-            delivery.gone = [cid for cid in delivery.gone if born.get(cid, 0) < opened_before]
-            if delivery.gone:
-                self._remove_gone(room, delivery)
+            dead = [cid for cid in delivery.gone if born.get(cid, 0) < opened_before]
+            if dead:
+                self._remove_gone(room, dead, told=delivery.sent)
 
-    def _remove_gone(self, room: str, delivery: Delivery) -> None:
+    def _remove_gone(self, room: str, dead: list[str], told: list[str]) -> None:
         """Drop connections API Gateway says are gone, and tell the room they left.
 
-        The leave goes only to connections that just received a post (no second round
-        of clean-up from inside a clean-up).
+        The leave goes only to the connections in ``told``, which just received a post
+        (no second round of clean-up from inside a clean-up).
         """
         left: list[Connection] = []
-        for cid in delivery.gone:
+        for cid in dead:
             try:
                 conn = self.store.remove_connection(cid)
                 if conn is None:
@@ -207,10 +214,10 @@ class Chat:
                     left.append(conn)
             except StorageError:
                 logger.exception("removing a gone connection failed", extra={"target": cid})
-        metrics.add_metric(name="StaleConnectionsRemoved", unit="Count", value=len(delivery.gone))
+        metrics.add_metric(name="StaleConnectionsRemoved", unit="Count", value=len(dead))
         for conn in left:
-            self.fanout.post_many(
-                delivery.sent, encode(presence_event(room, conn.username, "leave")), self.deadline
+            self.connections.post_many(
+                told, encode(presence_event(room, conn.username, "leave")), self.deadline
             )
 
     # -- rules -------------------------------------------------------------------------
@@ -221,7 +228,7 @@ class Chat:
     def _identity(self, connection_id: str) -> Connection:
         conn = self.store.get_connection(connection_id)
         if conn is None:
-            raise ProtocolError("internal", "this connection is not registered; reconnect")
+            raise UnknownConnection(connection_id)
         return conn
 
     def _count_frame(self, connection_id: str) -> Connection:
@@ -230,13 +237,13 @@ class Chat:
         A sliding window of ``window_s`` seconds in 100 ms buckets: a burst across a
         window edge cannot double the rate, as a fixed window would allow.
         """
-        limit, window_s = self.rate_limit
+        limit, window_s = self.rate_limit.messages, self.rate_limit.window_s
         bucket = int(self.clock() * 1000) // _BUCKET_MS
         counted = self.store.count_frame(
             connection_id, bucket, since_bucket=bucket - window_s * 1000 // _BUCKET_MS + 1
         )
         if counted is None:
-            raise ProtocolError("internal", "this connection is not registered; reconnect")
+            raise UnknownConnection(connection_id)
         sender, recent = counted
         if recent > limit:
             raise ProtocolError(

@@ -8,7 +8,7 @@ Why two tables rather than one: the per-message hot path queries a room's
 connections. Keeping messages out of that partition keeps the Query small however long
 a room's history grows (and keeps moto, which scans a partition to answer a Query,
 fast for the local gateway). The access patterns each table serves are written down in
-``chat.store``.
+``chat.adapters.dynamodb``.
 """
 
 from __future__ import annotations

@@ -1,34 +1,44 @@
-"""Fixtures that host the real handlers the way API Gateway does (see tests/harness.py).
+"""Fixtures that run the real functions in this process, the way API Gateway invokes them.
 
 DynamoDB is moto (in-process ``mock_aws``) with tables built from ``chat.tables``;
-``@connections`` is the harness's real HTTP recorder.
+``@connections`` is ``ScriptedConnections``, a real HTTP endpoint that can answer 410,
+500, 429 or late. Events come from ``local_gateway.events`` through ``InProcessStage``.
+The functions' services are built by the composition root (``chat.bootstrap``) from
+this environment; a test that needs other settings installs its own with ``configure``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
-import threading
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.harness import FakeGateway, Recorder, create_tables, reset_caches
+from chat import bootstrap
+from chat.config import FunctionConfig
+from chat.tables import TABLES
+from local_gateway.dynamodb import create_table
+from local_gateway.testing import InProcessStage, ScriptedConnections
+
+TABLE_NAMES = {"CONNECTIONS_TABLE": "chat-connections", "MESSAGES_TABLE": "chat-messages"}
 
 
 @pytest.fixture(scope="session")
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def recorder() -> Iterator[ScriptedConnections]:
+    """The stage's ``@connections``: records posts, answers as scripted."""
+    server = ScriptedConnections().start()
     yield server
     server.shutdown()
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> Iterator[Any]:
+def aws(monkeypatch: pytest.MonkeyPatch, recorder: ScriptedConnections) -> Iterator[Any]:
     """moto DynamoDB with the project's tables, and the recorder as @connections."""
     for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
@@ -37,33 +47,37 @@ def aws(monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> Iterator[Any]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
-        "CONNECTIONS_TABLE": "chat-connections",
-        "MESSAGES_TABLE": "chat-messages",
         "CALLBACK_URL": recorder.url,
+        **TABLE_NAMES,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with recorder.lock:
-        recorder.posts.clear()
-        recorder.attempts.clear()
-        recorder.gone.clear()
-        recorder.failing.clear()
-        recorder.throttle.clear()
-        recorder.slow.clear()
+    recorder.reset()
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(db, env)
-        reset_caches()
+        for spec in TABLES:
+            create_table(db, spec, TABLE_NAMES[spec.env_var])
+        bootstrap.use(bootstrap.build())
         yield db
-        reset_caches()
+        bootstrap.use(None)
+
+
+@pytest.fixture
+def configure(aws: Any) -> Callable[..., bootstrap.Services]:
+    """Install services built with other settings: ``configure(rate_limit=RateLimit(3, 60))``."""
+
+    def install(**changes: Any) -> bootstrap.Services:
+        config = dataclasses.replace(FunctionConfig.from_environ(), **changes)
+        services = bootstrap.build(config, dynamodb_client=bootstrap.services().store.client)
+        bootstrap.use(services)
+        return services
+
+    return install
 
 
 @pytest.fixture
 def json_logs() -> Iterator[Any]:
     """The handlers' log lines as Powertools formats them (parsed JSON), drained per call."""
-    import io
-    import logging
-
     from chat.observability import logger
 
     stream = io.StringIO()
@@ -82,5 +96,14 @@ def json_logs() -> Iterator[Any]:
 
 
 @pytest.fixture
-def gw(aws: Any, recorder: Recorder) -> FakeGateway:
-    return FakeGateway(recorder)
+def gw(aws: Any, recorder: ScriptedConnections) -> InProcessStage:
+    return InProcessStage(recorder)
+
+
+def items(db: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of a table (a Scan is fine in a test, never in functions/)."""
+    return db.scan(TableName=table)["Items"]
+
+
+def messages_in(db: Any) -> list[dict[str, Any]]:
+    return [i for i in items(db, "chat-messages") if i["sk"]["S"].startswith("MSG#")]

@@ -8,14 +8,15 @@ from collections import Counter
 from urllib.parse import quote
 
 import pytest
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
-from chat import config, fanout, handlers
-from tests.harness import FakeGateway, items, messages_in, sample
+from chat import bootstrap
+from chat.adapters.management_api import READ_TIMEOUT_S
+from local_gateway.testing import InProcessStage
+from tests.backend.conftest import items, messages_in
 
 
 def test_gone_connection_is_removed_at_first_failed_post_and_others_still_receive(
-    gw: FakeGateway, aws, recorder
+    gw, aws, recorder
 ) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     ghost = gw.join("ghost", age_s=60)  # long past its $connect
@@ -37,18 +38,25 @@ def test_gone_connection_is_removed_at_first_failed_post_and_others_still_receiv
     assert next(e for e in gw.take(alice) if e["type"] == "who")["users"] == ["alice", "bob"]
 
 
-def test_leave_is_announced_for_a_gone_connection(gw: FakeGateway, aws, recorder) -> None:
+def test_a_gone_connection_found_by_typing_is_removed_and_its_leave_told_to_no_one(
+    gw, aws, recorder
+) -> None:
+    # The leave goes only to connections that just received a post: here the ghost was
+    # typing's only recipient, so nobody hears of it (the sender is never a recipient).
     alice, ghost = gw.join("alice"), gw.join("ghost", age_s=60)
     gw.take(alice)
     recorder.gone.add(ghost)
-    gw.send(alice, {"action": "typing"})  # only ghost is a recipient; nobody is told
+    gw.send(alice, {"action": "typing"})
+    assert gw.take(alice) == []
+    assert not any(ghost in i["sk"]["S"] or ghost in i["pk"]["S"]
+                   for i in items(aws, "chat-connections"))
     gw.send(gw.join("bob"), {"action": "who"})
     assert gw.take(alice) == [
         {"type": "presence", "room": "general", "username": "bob", "event": "join"}
     ]
 
 
-def test_one_failing_recipient_does_not_block_the_others(gw: FakeGateway, aws, recorder) -> None:
+def test_one_failing_recipient_does_not_block_the_others(gw, aws, recorder) -> None:
     sender = gw.join("sender")
     peers = [gw.join(f"peer{n}") for n in range(6)]
     broken = peers[2]
@@ -63,7 +71,7 @@ def test_one_failing_recipient_does_not_block_the_others(gw: FakeGateway, aws, r
     assert any(broken in i["sk"]["S"] for i in items(aws, "chat-connections"))
 
 
-def test_throttled_post_is_retried_with_backoff(gw: FakeGateway, aws, recorder) -> None:
+def test_throttled_post_is_retried_with_backoff(gw, aws, recorder) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     gw.take(alice)
     recorder.throttle[bob] = 2  # two 429s, then success
@@ -73,12 +81,12 @@ def test_throttled_post_is_retried_with_backoff(gw: FakeGateway, aws, recorder) 
     assert recorder.attempts[bob] == 3
 
 
-def test_a_post_answered_too_late_is_not_sent_again(gw: FakeGateway, aws, recorder) -> None:
+def test_a_post_answered_too_late_is_not_sent_again(gw, aws, recorder) -> None:
     # The post reaches bob but its answer comes after the client's read timeout. Sending
     # it again would show bob the message twice, so it is counted failed, not retried.
     alice, bob, carol = gw.join("alice"), gw.join("bob"), gw.join("carol")
     gw.take(alice), gw.take(bob)
-    recorder.slow[bob] = fanout._READ_TIMEOUT_S + 1.5
+    recorder.slow[bob] = READ_TIMEOUT_S + 1.5
     recorder.attempts.clear()
     gw.send(alice, {"action": "new_message", "text": "once"})
     assert recorder.attempts[bob] == 1
@@ -88,7 +96,7 @@ def test_a_post_answered_too_late_is_not_sent_again(gw: FakeGateway, aws, record
     assert any(bob in i["sk"]["S"] for i in items(aws, "chat-connections"))
 
 
-def test_storage_failure_gives_internal_error_and_broadcasts_nothing(gw: FakeGateway, aws) -> None:
+def test_storage_failure_gives_internal_error_and_broadcasts_nothing(gw, aws) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     gw.take(alice)
     aws.delete_table(TableName="chat-messages")  # DynamoDB now fails every write
@@ -99,7 +107,7 @@ def test_storage_failure_gives_internal_error_and_broadcasts_nothing(gw: FakeGat
     assert gw.take(bob) == []
 
 
-def test_unexpected_failure_never_leaks_a_stack_trace(gw: FakeGateway, aws, json_logs) -> None:
+def test_unexpected_failure_never_leaks_a_stack_trace(gw, aws, json_logs) -> None:
     alice = gw.join("alice")
     aws.delete_table(TableName="chat-connections")
     response = gw.send(alice, {"action": "who", "client_id": "w1"})
@@ -110,14 +118,14 @@ def test_unexpected_failure_never_leaks_a_stack_trace(gw: FakeGateway, aws, json
     assert any("Traceback" in line.get("exception", "") for line in json_logs())  # logged
 
 
-def test_dynamodb_calls_for_one_message_to_a_room_of_50(gw: FakeGateway, aws) -> None:
+def test_dynamodb_calls_for_one_message_to_a_room_of_50(gw, aws) -> None:
     members = [gw.join(f"user{n}", "big") for n in range(50)]
     calls: Counter[str] = Counter()
 
     def count(model, **_kwargs) -> None:
         calls[model.name] += 1
 
-    db = handlers._store()._db
+    db = bootstrap.services().store.client
     db.meta.events.register("before-call.dynamodb.*", count)
     try:
         gw.send(members[0], {"action": "new_message", "text": "hello fifty", "client_id": "b1"})
@@ -135,27 +143,26 @@ def test_dynamodb_calls_for_one_message_to_a_room_of_50(gw: FakeGateway, aws) ->
 
 
 def test_callback_url_falls_back_to_api_id_region_and_stage_not_domain_name(
-    aws, recorder, monkeypatch
+    aws, recorder, configure
 ) -> None:
     """Without CALLBACK_URL the endpoint is built from the event (custom domain ignored)."""
     from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
-    monkeypatch.setenv("CALLBACK_URL", "")
-    config.settings.cache_clear()
-    gw = FakeGateway(recorder, domain="chat.example.com")  # a custom domain
+    services = configure(callback_url="")
+    gw = InProcessStage(recorder, domain="chat.example.com")  # a custom domain
     alice = gw.join("alice")
     gw.send(alice, {"action": "who"})
     backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
     posted = backend.connections[quote(alice, safe="")].data  # moto keys the raw path
     assert json.loads(posted) == {"type": "who", "room": "general", "users": ["alice"]}
     assert recorder.take(alice) == []
-    event = APIGatewayWebSocketEvent(sample("Message"))
-    event.raw_event["requestContext"].update(apiId="abc123", stage="prod", domainName="x.io")
-    assert handlers.callback_url(event) == "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+    assert bootstrap.callback_url(services.config, "abc123", "prod") == (
+        "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+    )
 
 
 def test_logs_are_json_with_connection_route_and_request_ids(
-    gw: FakeGateway, aws, capsys, json_logs
+    gw, aws, capsys, json_logs
 ) -> None:
     alice = gw.join("alice")
     json_logs()
@@ -174,7 +181,7 @@ def test_logs_are_json_with_connection_route_and_request_ids(
 
 
 @pytest.mark.parametrize("stale_room", ["general"])
-def test_expired_membership_is_ignored(gw: FakeGateway, aws, stale_room) -> None:
+def test_expired_membership_is_ignored(gw, aws, stale_room) -> None:
     """TTL deletes lazily: an expired member must not receive posts meanwhile."""
     alice, old = gw.join("alice"), gw.join("old")
     aws.update_item(
@@ -189,7 +196,7 @@ def test_expired_membership_is_ignored(gw: FakeGateway, aws, stale_room) -> None
 
 
 def test_a_connection_still_in_its_connect_is_not_taken_for_gone(
-    gw: FakeGateway, aws, recorder
+    gw, aws, recorder
 ) -> None:
     """API Gateway answers 410 for a connection whose $connect has not returned yet."""
     alice = gw.join("alice")
@@ -202,12 +209,12 @@ def test_a_connection_still_in_its_connect_is_not_taken_for_gone(
 
 
 def test_a_failed_join_announcement_does_not_refuse_or_orphan_the_connection(
-    gw: FakeGateway, aws
+    gw, aws
 ) -> None:
     """DynamoDB fails the room Query during $connect: the handshake still succeeds."""
     from botocore.exceptions import ClientError
 
-    db = handlers._store()._db
+    db = bootstrap.services().store.client
     bob = gw.join("bob")
 
     def throttle(**_kwargs) -> None:

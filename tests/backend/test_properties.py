@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat import config
-from tests.harness import FakeGateway, messages_in
+from chat.model import RateLimit
+from tests.backend.conftest import messages_in
 
 CODES = {"invalid_json", "unknown_action", "invalid_message", "rate_limited", "internal"}
 ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -73,10 +73,9 @@ def _check_event(event: dict[str, Any]) -> None:
 )
 @given(body=bodies)
 def test_any_frame_gets_a_valid_event_or_a_protocol_error(
-    gw: FakeGateway, aws, monkeypatch, body: str
+    gw, aws, configure, body: str
 ) -> None:
-    monkeypatch.setenv("RATE_LIMIT_MESSAGES", "100000")
-    config.settings.cache_clear()
+    configure(rate_limit=RateLimit(messages=100000))
     if not hasattr(gw, "alice"):
         gw.alice = gw.join("alice", "prop")  # type: ignore[attr-defined]
         gw.bob = gw.join("bob", "prop")  # type: ignore[attr-defined]

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from chat import handlers
-from chat.fanout import Fanout
+from chat import bootstrap
+from chat.model import RateLimit
 from chat.protocol import ProtocolError
 from chat.service import Chat
-from tests.harness import FakeGateway, items, messages_in
+from tests.backend.conftest import items, messages_in
 
 ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -24,7 +24,7 @@ TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # --- $connect ---------------------------------------------------------------------------
 
 
-def test_connect_records_identity_and_announces_join_to_others_only(gw: FakeGateway, aws) -> None:
+def test_connect_records_identity_and_announces_join_to_others_only(gw, aws) -> None:
     alice = gw.join("alice", "lobby")
     bob = gw.join("bob", "lobby")
     carol = gw.join("carol", "other")
@@ -58,7 +58,7 @@ def test_connect_records_identity_and_announces_join_to_others_only(gw: FakeGate
         {"room": "general"},
     ],
 )
-def test_connect_refuses_bad_input_with_400_and_stores_nothing(gw: FakeGateway, aws, query) -> None:
+def test_connect_refuses_bad_input_with_400_and_stores_nothing(gw, aws, query) -> None:
     _, response = gw.connect(query=query)
     assert response["statusCode"] == 400
     assert "Traceback" not in response.get("body", "")
@@ -66,7 +66,7 @@ def test_connect_refuses_bad_input_with_400_and_stores_nothing(gw: FakeGateway, 
 
 
 def test_connect_accepts_unicode_names_nfc_normalized_and_defaults_room(
-    gw: FakeGateway, aws
+    gw, aws
 ) -> None:
     decomposed = "jose\u0301"  # e + combining acute: NFC makes it "josé"
     cid, response = gw.connect(query={"username": decomposed, "room": ""})
@@ -81,7 +81,7 @@ def test_connect_accepts_unicode_names_nfc_normalized_and_defaults_room(
 
 
 def test_disconnect_removes_connection_announces_leave_and_is_idempotent(
-    gw: FakeGateway, aws
+    gw, aws
 ) -> None:
     alice = gw.join("alice")
     bob = gw.join("bob")
@@ -100,7 +100,7 @@ def test_disconnect_removes_connection_announces_leave_and_is_idempotent(
 # --- new_message ------------------------------------------------------------------------
 
 
-def test_message_reaches_whole_room_sender_included_and_no_other_room(gw: FakeGateway, aws) -> None:
+def test_message_reaches_whole_room_sender_included_and_no_other_room(gw, aws) -> None:
     alice, bob = gw.join("alice", "lobby"), gw.join("bob", "lobby")
     carol = gw.join("carol", "kitchen")
     gw.take(alice)
@@ -118,7 +118,7 @@ def test_message_reaches_whole_room_sender_included_and_no_other_room(gw: FakeGa
     assert [m["text"]["S"] for m in messages_in(aws)] == ["hola"]
 
 
-def test_client_id_is_echoed_only_when_given_and_null_means_absent(gw: FakeGateway, aws) -> None:
+def test_client_id_is_echoed_only_when_given_and_null_means_absent(gw, aws) -> None:
     alice = gw.join("alice")
     gw.send(alice, {"action": "new_message", "text": "one"})
     gw.send(alice, {"action": "new_message", "text": "two", "client_id": None})
@@ -128,7 +128,7 @@ def test_client_id_is_echoed_only_when_given_and_null_means_absent(gw: FakeGatew
     assert events[0]["id"] < events[1]["id"]  # ids sort by time
 
 
-def test_identity_comes_from_the_connection_never_from_the_frame(gw: FakeGateway, aws) -> None:
+def test_identity_comes_from_the_connection_never_from_the_frame(gw, aws) -> None:
     mallory = gw.join("mallory", "lobby")
     alice = gw.join("alice", "vip")
     gw.send(mallory, {"action": "new_message", "text": "hi", "username": "alice", "room": "vip"})
@@ -151,7 +151,7 @@ def test_identity_comes_from_the_connection_never_from_the_frame(gw: FakeGateway
     ],
 )
 def test_invalid_message_gets_an_error_and_nothing_is_stored(
-    gw: FakeGateway, aws, frame, echo
+    gw, aws, frame, echo
 ) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     gw.take(alice)
@@ -164,7 +164,7 @@ def test_invalid_message_gets_an_error_and_nothing_is_stored(
     assert messages_in(aws) == []
 
 
-def test_text_limit_counts_code_points_after_trimming(gw: FakeGateway, aws) -> None:
+def test_text_limit_counts_code_points_after_trimming(gw, aws) -> None:
     alice = gw.join("alice")
     text = "é" * 4000  # 8000 bytes of UTF-8, 4000 code points
     gw.send(alice, {"action": "new_message", "text": f"\n {text} \n"})
@@ -172,7 +172,7 @@ def test_text_limit_counts_code_points_after_trimming(gw: FakeGateway, aws) -> N
     assert event["type"] == "message" and event["text"] == text
 
 
-def test_retry_with_same_client_id_is_stored_and_broadcast_once(gw: FakeGateway, aws) -> None:
+def test_retry_with_same_client_id_is_stored_and_broadcast_once(gw, aws) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     gw.take(alice)
     frame = {"action": "new_message", "text": "only once", "client_id": "retry-1"}
@@ -192,7 +192,7 @@ def test_retry_with_same_client_id_is_stored_and_broadcast_once(gw: FakeGateway,
     assert len(messages_in(aws)) == 1
 
 
-def test_same_client_id_from_another_user_or_room_is_another_message(gw: FakeGateway, aws) -> None:
+def test_same_client_id_from_another_user_or_room_is_another_message(gw, aws) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     alice_kitchen = gw.join("alice", "kitchen")
     frame = {"action": "new_message", "text": "hi", "client_id": "shared"}
@@ -202,13 +202,9 @@ def test_same_client_id_from_another_user_or_room_is_another_message(gw: FakeGat
 
 
 def test_rate_limit_refuses_frames_over_the_configured_rate(
-    gw: FakeGateway, aws, monkeypatch
+    gw, aws, configure
 ) -> None:
-    from chat import config
-
-    monkeypatch.setenv("RATE_LIMIT_MESSAGES", "3")
-    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")  # no window edge mid-test
-    config.settings.cache_clear()
+    configure(rate_limit=RateLimit(messages=3, window_s=3600))  # no window edge mid-test
     alice, bob = gw.join("alice"), gw.join("bob")
     gw.take(alice)
     for n in range(5):
@@ -229,7 +225,7 @@ def test_rate_limit_refuses_frames_over_the_configured_rate(
 # --- history ----------------------------------------------------------------------------
 
 
-def test_history_pages_newest_first_and_replies_oldest_first(gw: FakeGateway, aws) -> None:
+def test_history_pages_newest_first_and_replies_oldest_first(gw, aws) -> None:
     alice = gw.join("alice", "lobby")
     other = gw.join("zed", "elsewhere")
     gw.send(other, {"action": "new_message", "text": "not in lobby"})
@@ -255,7 +251,7 @@ def test_history_pages_newest_first_and_replies_oldest_first(gw: FakeGateway, aw
         assert {"id", "room", "username", "text", "created_at"} <= set(message)
 
 
-def test_history_defaults_to_50_and_empty_room_ends_with_null(gw: FakeGateway, aws) -> None:
+def test_history_defaults_to_50_and_empty_room_ends_with_null(gw, aws) -> None:
     alice = gw.join("alice", "quiet")
     gw.send(alice, {"action": "history"})
     assert gw.take(alice) == [{"type": "history", "room": "quiet", "messages": [], "before": None}]
@@ -275,7 +271,7 @@ def test_history_defaults_to_50_and_empty_room_ends_with_null(gw: FakeGateway, a
         {"action": "history", "before": 12},
     ],
 )
-def test_history_refuses_bad_fields(gw: FakeGateway, aws, frame) -> None:
+def test_history_refuses_bad_fields(gw, aws, frame) -> None:
     alice = gw.join("alice")
     gw.send(alice, frame)
     [error] = gw.take(alice)
@@ -286,7 +282,7 @@ def test_history_refuses_bad_fields(gw: FakeGateway, aws, frame) -> None:
 # --- who, typing, $default --------------------------------------------------------------
 
 
-def test_who_lists_each_user_once_sorted_by_code_point(gw: FakeGateway, aws) -> None:
+def test_who_lists_each_user_once_sorted_by_code_point(gw, aws) -> None:
     zoe = gw.join("zoe")
     gw.join("Bob")
     gw.join("alice")
@@ -298,7 +294,7 @@ def test_who_lists_each_user_once_sorted_by_code_point(gw: FakeGateway, aws) -> 
     assert who == [{"type": "who", "room": "general", "users": ["Bob", "alice", "zoe", "émile"]}]
 
 
-def test_typing_goes_to_the_others_in_the_room_and_is_not_stored(gw: FakeGateway, aws) -> None:
+def test_typing_goes_to_the_others_in_the_room_and_is_not_stored(gw, aws) -> None:
     alice, bob = gw.join("alice"), gw.join("bob")
     carol = gw.join("carol", "elsewhere")
     gw.take(alice)
@@ -323,7 +319,7 @@ def test_typing_goes_to_the_others_in_the_room_and_is_not_stored(gw: FakeGateway
     ],
 )
 def test_default_route_answers_bad_json_and_unknown_actions(
-    gw: FakeGateway, aws, body, code, echo
+    gw, aws, body, code, echo
 ) -> None:
     alice = gw.join("alice")
     response = gw.send(alice, body)
@@ -334,12 +330,19 @@ def test_default_route_answers_bad_json_and_unknown_actions(
     assert messages_in(aws) == []
 
 
+def own_chat(callback_url: str, **kwargs) -> Chat:
+    """A Chat of the test's own, over the process's store and @connections."""
+    services = bootstrap.services()
+    return Chat(services.store, services.connections(callback_url),
+                rate_limit=RateLimit(10, 10), **kwargs)
+
+
 def test_rate_limit_window_slides_across_what_a_fixed_window_would_reset(
-    gw: FakeGateway, aws, recorder
+    gw, aws, recorder
 ) -> None:
     alice = gw.join("alice")
     now = [1009.95]
-    chat = Chat(handlers._store(), Fanout(recorder.url), rate_limit=(10, 10), clock=lambda: now[0])
+    chat = own_chat(recorder.url, clock=lambda: now[0])
     for n in range(10):
         chat.new_message(alice, {"text": f"a{n}"})
     now[0] = 1010.05  # a fixed 10 s window would start afresh here
@@ -351,10 +354,10 @@ def test_rate_limit_window_slides_across_what_a_fixed_window_would_reset(
     assert len(messages_in(aws)) == 11
 
 
-def test_rate_buckets_on_the_identity_item_stay_bounded(gw: FakeGateway, aws, recorder) -> None:
+def test_rate_buckets_on_the_identity_item_stay_bounded(gw, aws, recorder) -> None:
     alice = gw.join("alice")
     now = [5000.0]
-    chat = Chat(handlers._store(), Fanout(recorder.url), rate_limit=(10, 10), clock=lambda: now[0])
+    chat = own_chat(recorder.url, clock=lambda: now[0])
     for _ in range(80):  # one frame every 3 s for 4 minutes: never limited
         chat.new_message(alice, {"text": "tick"})
         now[0] += 3
@@ -364,7 +367,7 @@ def test_rate_buckets_on_the_identity_item_stay_bounded(gw: FakeGateway, aws, re
     assert len(messages_in(aws)) == 80
 
 
-def test_a_retry_after_the_idempotency_key_expired_is_a_new_message(gw: FakeGateway, aws) -> None:
+def test_a_retry_after_the_idempotency_key_expired_is_a_new_message(gw, aws) -> None:
     """Keys live 24 h; TTL deletes lazily, so an expired key must count as absent."""
     alice = gw.join("alice")
     frame = {"action": "new_message", "text": "again", "client_id": "old-1"}

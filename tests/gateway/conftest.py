@@ -1,9 +1,9 @@
 """Fixtures for the local gateway's tests: gateways on free ports and a small client.
 
 Gateways run in a thread of the test process (``local_gateway.testing.GatewayThread``)
-unless a test is about the command itself. The handlers are either the real ones
-(``chat.routes.ROUTES``) or the test-only ones in ``fake_handlers`` (to make a handler
-raise, hang, or report what it was given).
+unless a test is about the command itself. The functions are either the real ones
+(``chat.functions.FUNCTIONS``) or the test-only ones in ``fake_handlers`` (to make a
+handler raise, hang, or report what it was given).
 """
 
 from __future__ import annotations
@@ -20,25 +20,32 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from chat.routes import Route
-from local_gateway.server import REPO_ROOT, Settings
+from chat.functions import Function, Route, pascal_case
+from chat.tables import CONNECTIONS, MESSAGES
+from local_gateway.settings import REPO_ROOT, GatewaySettings
 from local_gateway.testing import GatewayThread
 
 FAKE = "tests.gateway.fake_handlers."
 
 
-def fake_route(key: str, handler: str, *, connections: str = "read_write",
-               messages: str = "read_write") -> Route:
-    return Route(key, FAKE + handler, connections, messages, True)  # type: ignore[arg-type]
+def fake_route(key: str, handler: str, *, tables: bool = True) -> Function:
+    return Function(
+        name=pascal_case(key),
+        handler=FAKE + handler,
+        trigger=Route(key),
+        description=f"test function {handler}",
+        tables={CONNECTIONS: "read_write", MESSAGES: "read_write"} if tables else {},
+        posts_to_connections=True,
+    )
 
 
-FAKE_ROUTES = (
+FAKE_FUNCTIONS = (
     fake_route("$connect", "connect"),
     fake_route("$disconnect", "disconnect"),
     fake_route("$default", "default"),
     fake_route("echo", "echo"),
     # Touches no table: its environment must not name any.
-    fake_route("echo_bare", "echo", connections="none", messages="none"),
+    fake_route("echo_bare", "echo", tables=False),
     fake_route("boom", "boom"),
     fake_route("slow", "slow"),
     fake_route("manage", "manage"),
@@ -47,7 +54,7 @@ FAKE_ROUTES = (
 )
 
 
-def fake_settings(**overrides: Any) -> Settings:
+def fake_settings(**overrides: Any) -> GatewaySettings:
     base: dict[str, Any] = {
         "port": 0,
         "state_dir": None,
@@ -55,12 +62,12 @@ def fake_settings(**overrides: Any) -> Settings:
         "extra_sys_path": (str(REPO_ROOT),),
     }
     base.update(overrides)
-    return Settings(**base)
+    return GatewaySettings(**base)
 
 
 def fake_gateway(**overrides: Any) -> GatewayThread:
     ids = overrides.pop("connection_ids", None)
-    kwargs: dict[str, Any] = {"routes": FAKE_ROUTES}
+    kwargs: dict[str, Any] = {"functions": FAKE_FUNCTIONS}
     if ids is not None:
         kwargs["connection_ids"] = ids
     return GatewayThread(fake_settings(**overrides), **kwargs)
@@ -74,8 +81,8 @@ def fake_gw() -> Iterator[GatewayThread]:
 
 @pytest.fixture(scope="module")
 def chat_gw() -> Iterator[GatewayThread]:
-    """The real handlers (chat.routes.ROUTES) behind a gateway, no state file."""
-    with GatewayThread(Settings(port=0, state_dir=None)) as gw:
+    """The real functions (chat.functions.FUNCTIONS) behind a gateway, no state file."""
+    with GatewayThread(GatewaySettings(port=0, state_dir=None)) as gw:
         yield gw
 
 
@@ -116,13 +123,12 @@ class Client:
         self.send(frame)
         return self.recv_type(type_)
 
-    def assert_silent(self, seconds: float = 0.4) -> None:
-        """Nothing arrives for ``seconds`` (used after a round trip proved delivery)."""
-        try:
-            event = self.ws.recv(timeout=seconds)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected event: {event}")
+    def assert_no_events(self) -> None:
+        """Nothing is waiting for this client: a ``ping`` round trip (answered by the
+        gateway itself, no function) brings back the pong and nothing before it."""
+        self.send({"action": "ping"})
+        event = self.recv()
+        assert event == {"type": "pong"}, f"unexpected event: {event}"
 
     def wait_closed(self, timeout: float = 10) -> tuple[int | None, str]:
         """Read until the server closes; returns (close code, reason)."""

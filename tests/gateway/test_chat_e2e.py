@@ -6,7 +6,6 @@ error of PROTOCOL.md. Each test uses fresh rooms, so tests share one gateway.
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -49,9 +48,7 @@ def test_a_message_reaches_its_room_only_sender_included(rooms):
     assert mine["text"] == "hola"  # trimmed
     assert (mine["room"], mine["username"], mine["client_id"]) == (room_a, "alice", "c-1")
     assert mine["created_at"].endswith("Z") and len(mine["created_at"]) == 24
-    carol.send({"action": "ping"})
-    assert carol.recv() == {"type": "pong"}  # carol's queue holds nothing before this
-    carol.assert_silent(0.3)
+    carol.assert_no_events()
 
 
 def test_client_id_is_echoed_only_when_given_and_ids_sort_by_time(rooms):
@@ -104,9 +101,8 @@ def test_typing_goes_to_the_others_in_the_room(rooms):
     room_a, _, alice, bob, carol = rooms
     alice.send({"action": "typing"})
     assert bob.recv_type("typing") == {"type": "typing", "room": room_a, "username": "alice"}
-    alice.request({"action": "ping"}, "pong")
-    alice.assert_silent(0.3)
-    carol.assert_silent(0.1)
+    alice.assert_no_events()  # not to the sender
+    carol.assert_no_events()
 
 
 def test_presence_join_and_leave(chat_gw, rooms):
@@ -168,8 +164,8 @@ def test_errors_go_to_the_sender_only_and_the_connection_stays(rooms, frame, cod
     _, _, alice, bob, _ = rooms
     error = alice.request(frame, "error")
     assert error["code"] == code and error["message"]
-    assert alice.request({"action": "ping"}, "pong")  # still open
-    bob.assert_silent(0.2)
+    assert alice.request({"action": "ping"}, "pong") == {"type": "pong"}  # still open
+    bob.assert_no_events()
 
 
 def test_errors_echo_a_valid_client_id(rooms):
@@ -184,21 +180,10 @@ def test_4000_code_points_are_accepted(rooms):
     assert alice.request({"action": "new_message", "text": text}, "message")["text"] == text
 
 
-def start_of_a_rate_window(window_s: int = 10, needed_s: float = 4) -> None:
-    """Wait, if need be, until ``needed_s`` seconds of the handlers' window remain.
-
-    The handlers count frames in fixed windows (``epoch // 10 s``): a burst that straddles
-    a boundary is split between two windows and never refused (see the report on
-    PROTOCOL.md's "10 per 10 seconds"). Nothing to await but the clock.
-    """
-    left = window_s - time.time() % window_s
-    if left < needed_s:
-        time.sleep(left + 0.05)
-
-
 def test_rate_limit_after_ten_messages(chat_gw):
+    # The window slides (PROTOCOL.md): ten frames within any 10 s pass, an eleventh is
+    # refused, wherever the burst falls on the clock.
     with join(chat_gw, "fast", unique_room()) as fast:
-        start_of_a_rate_window()
         for i in range(10):
             assert fast.request({"action": "new_message", "text": f"n{i}"},
                                 "message")["text"] == f"n{i}"
@@ -211,7 +196,6 @@ def test_a_burst_of_eleven_concurrent_frames_is_rate_limited_exactly_once(chat_g
     # Frames are routed concurrently, as by API Gateway, so this needs DynamoDB's atomic
     # counter to hold locally too.
     with join(chat_gw, "burst", unique_room()) as burst:
-        start_of_a_rate_window()
         for i in range(11):
             burst.send({"action": "new_message", "text": f"b{i}", "client_id": f"b-{i}"})
         events = [burst.recv() for _ in range(11)]
@@ -246,8 +230,6 @@ def test_a_frame_over_the_limits_closes_the_connection_and_the_room_forgets_it(r
     _, _, alice, bob, _ = rooms
     bob.send_refused("x" * (33 * 1024))
     assert bob.wait_closed()[0] == 1009
+    # The leave is announced by bob's $disconnect, which has forgotten him by then.
     presence(alice, "bob", "leave")
-    deadline = time.monotonic() + 5
-    while alice.request({"action": "who"}, "who")["users"] != ["alice"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert alice.request({"action": "who"}, "who")["users"] == ["alice"]

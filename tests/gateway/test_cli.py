@@ -14,7 +14,7 @@ import pytest
 
 from chat.protocol import page_config
 from local_gateway.__main__ import settings_from_args
-from local_gateway.dynamodb import STATE_FILE
+from local_gateway.state import STATE_FILE
 from local_gateway.testing import GatewayProcess
 from tests.gateway.conftest import open_client, unique_room
 

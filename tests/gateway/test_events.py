@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from local_gateway.events import new_id, request_time, select_route
+from local_gateway.events import new_gateway_id, request_time
+from local_gateway.routing import select_route
 from tests.gateway.conftest import Client, open_client
 
 pytestmark = pytest.mark.timeout(60)
@@ -63,7 +64,7 @@ def record(client: Client, key: str, timeout: float = 10) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def test_message_event_matches_the_real_one(fake_gw):
+def test_route_event_matches_the_real_one(fake_gw):
     with open_client(fake_gw.websocket_url, "username=alice") as alice:
         event = capture(alice)
     real = sample("Message")
@@ -139,7 +140,7 @@ def test_client_close_without_status_is_reported_like_api_gateway(fake_gw):
 
 
 def test_ids_look_like_api_gateway_ids():
-    ids = {new_id() for _ in range(2000)}
+    ids = {new_gateway_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(ID.match(i) for i in ids)
     # Standard base64: some ids need URL-encoding in @connections paths.

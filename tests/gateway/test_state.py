@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from local_gateway import dynamodb
-from local_gateway.dynamodb import STATE_FILE, decode_item, encode_item, load_state, save_state
+from local_gateway import state
+from local_gateway.state import STATE_FILE, decode_item, encode_item, load_state, save_state
 from tests.gateway.conftest import fake_gateway, open_client
 
 pytestmark = pytest.mark.timeout(90)
@@ -69,7 +69,7 @@ def test_a_corrupt_state_file_gives_a_clear_message_and_a_fresh_start(state_dir,
 
 def test_items_dynamodb_refuses_give_a_fresh_start(state_dir, caplog):
     state_dir.mkdir(parents=True)
-    bad = {"format": dynamodb.STATE_FORMAT,
+    bad = {"format": state.STATE_FORMAT,
            "tables": {"Messages": [{"no_key": {"S": "x"}}]}}
     (state_dir / STATE_FILE).write_text(json.dumps(bad))
     with caplog.at_level(logging.WARNING, logger="local_gateway"), \
@@ -92,7 +92,7 @@ def test_writes_are_atomic_a_failed_save_leaves_the_previous_file(state_dir, mon
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(dynamodb.json, "dump", crash)
+    monkeypatch.setattr(state.json, "dump", crash)
     with pytest.raises(OSError):
         save_state(state_dir, {"Messages": []})
     assert (state_dir / STATE_FILE).read_text() == before

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from local_gateway.server import REPO_ROOT
+from local_gateway.settings import REPO_ROOT
 from tests.gateway.conftest import open_client, unique_room
 
 pytestmark = pytest.mark.timeout(60)

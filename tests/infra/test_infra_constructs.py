@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from chat.routes import ROUTES
+from chat.functions import FUNCTIONS
 from infra.data import ChatTables
 from infra.frontend import Frontend
 
@@ -36,12 +36,12 @@ def test_destroy_flag_makes_tables_and_site_disposable() -> None:
     template.resource_count_is("Custom::S3AutoDeleteObjects", 1)
 
 
-def test_every_route_handler_exists_in_the_code_asset() -> None:
-    """The asset root is functions/, so "chat.handlers.x" must be a top-level name there."""
-    for route in ROUTES:
+def test_every_handler_exists_in_the_code_asset() -> None:
+    """The asset root is functions/, so "chat.handlers.x.y" must be a top-level name there."""
+    for route in FUNCTIONS:
         module, _, name = route.handler.rpartition(".")
         source = ROOT / "functions" / (module.replace(".", "/") + ".py")
-        assert source.is_file(), f"{route.key}: {source} missing"
+        assert source.is_file(), f"{route.name}: {source} missing"
         tree = ast.parse(source.read_text())
         defined = {
             node.name
@@ -54,7 +54,7 @@ def test_every_route_handler_exists_in_the_code_asset() -> None:
             for target in node.targets
             if isinstance(target, ast.Name)
         }
-        assert name in defined, f"{route.key}: {route.handler} not defined"
+        assert name in defined, f"{route.name}: {route.handler} not defined"
 
 
 def test_an_unacknowledged_nag_error_fails_synth(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The synthesized template, checked against the declarations it is built from.
 
-Expected values come from ``chat.routes`` / ``chat.tables`` (the same tables the local
+Expected values come from ``chat.functions`` / ``chat.tables`` (the same tables the local
 gateway reads), so these tests fail when the stack and the declarations drift apart.
 One in-process synth per module (~5 s); nag runs inside it and fails it on any
 unacknowledged error.
@@ -18,16 +18,19 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
+from chat.config import CALLBACK_URL_ENV
+from chat.functions import FUNCTIONS, MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, Function, routes
 from chat.protocol import page_config
-from chat.routes import CALLBACK_URL_ENV, MOCK_ROUTES, ROUTE_SELECTION_EXPRESSION, ROUTES, Route
 from chat.tables import TABLES, TableSpec
 from infra.app import STACK_NAME, build_app
-from infra.settings import DEFAULTS, Settings
+from infra.settings import DEFAULTS, StackSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = {key: value for key, value in DEFAULTS.items() if value is not None}
+ROUTES = list(routes().values())
 
-# Written out here, not read from chat.routes.ACCESS_ACTIONS: the calls chat.store makes
+# Written out here, not read from chat.functions.ACCESS_ACTIONS: the calls that
+# chat.adapters.dynamodb makes
 # (Connections: GetItem, Query, Put in TransactWriteItems, UpdateItem, DeleteItem;
 # Messages: GetItem, Query, PutItem), so a widened mapping fails this test too.
 DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:Query"}
@@ -82,13 +85,13 @@ def ref_id(value: Any) -> str:
     return value["Fn::GetAtt"][0]
 
 
-def function_for(resources: dict[str, Any], route: Route) -> tuple[str, dict[str, Any]]:
+def function_for(resources: dict[str, Any], declared: Function) -> tuple[str, dict[str, Any]]:
     matches = [
         (k, v)
         for k, v in of_type(resources, "AWS::Lambda::Function").items()
-        if v["Properties"].get("Handler") == route.handler
+        if v["Properties"].get("Handler") == declared.handler
     ]
-    assert len(matches) == 1, f"one function for {route.key}, found {len(matches)}"
+    assert len(matches) == 1, f"one function for {declared.name}, found {len(matches)}"
     return matches[0]
 
 
@@ -137,15 +140,15 @@ def test_every_route_exists_once(resources: dict[str, Any]) -> None:
     keys = sorted(
         r["Properties"]["RouteKey"] for r in of_type(resources, "AWS::ApiGatewayV2::Route").values()
     )
-    assert keys == sorted([r.key for r in ROUTES] + list(MOCK_ROUTES))
+    assert keys == sorted([r.route_key for r in ROUTES] + list(MOCK_ROUTES))
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.key)
-def test_lambda_route_integrates_its_handler(resources: dict[str, Any], route: Route) -> None:
+@pytest.mark.parametrize("route", ROUTES, ids=lambda f: f.name)
+def test_lambda_route_integrates_its_handler(resources: dict[str, Any], route: Function) -> None:
     (api_route,) = [
         r
         for r in of_type(resources, "AWS::ApiGatewayV2::Route").values()
-        if r["Properties"]["RouteKey"] == route.key
+        if r["Properties"]["RouteKey"] == route.route_key
     ]
     target = api_route["Properties"]["Target"]["Fn::Join"][1]
     assert target[0] == "integrations/"
@@ -207,16 +210,16 @@ def test_stage_auto_deploys_with_throttling(template: Template) -> None:
 
 
 def test_one_function_per_route_on_arm64_python313(template: Template) -> None:
-    template.resource_count_is("AWS::Lambda::Function", len(ROUTES) + 1)  # + BucketDeployment
-    for route in ROUTES:
+    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS) + 1)  # + BucketDeployment
+    for route in FUNCTIONS:
         template.has_resource_properties(
             "AWS::Lambda::Function",
             {
                 "Handler": route.handler,
                 "Runtime": "python3.13",
                 "Architectures": ["arm64"],
-                "MemorySize": 256,
-                "Timeout": 10,
+                "MemorySize": route.memory_mb,
+                "Timeout": route.timeout_s,
                 "LoggingConfig": {"LogGroup": {"Ref": Match.any_value()}},
                 "Layers": [{"Ref": Match.string_like_regexp("Powertools|powertools")}],
                 "ReservedConcurrentExecutions": Match.absent(),
@@ -247,48 +250,49 @@ def test_function_logs_have_retention(resources: dict[str, Any]) -> None:
         assert group["Properties"]["RetentionInDays"] == DEFAULTS["log_retention_days"]
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.key)
-def test_function_environment_follows_the_route(resources: dict[str, Any], route: Route) -> None:
+@pytest.mark.parametrize("route", ROUTES, ids=lambda f: f.name)
+def test_function_environment_follows_the_route(resources: dict[str, Any], route: Function) -> None:
     _, function = function_for(resources, route)
     env = function["Properties"]["Environment"]["Variables"]
     tables = table_ids(resources)
-    expected = {spec.env_var: {"Ref": tables[spec]} for spec in route.tables()}
-    for spec, value in expected.items():
-        assert env.pop(spec) == value
+    expected = {spec.env_var: {"Ref": tables[spec]} for spec in route.tables}
+    for name, value in expected.items():
+        assert env.pop(name) == value
     callback = env.pop(CALLBACK_URL_ENV, None)
-    if route.posts:
+    if route.posts_to_connections:
         parts = callback["Fn::Join"][1]
         assert parts[0] == "https://" and parts[-1] == f"/{DEFAULTS['stage_name']}"
         assert ".execute-api." in parts
     else:
         assert callback is None
-    assert all(not name.endswith("_TABLE") for name in env), env
+    # The rest: exactly the deploy settings it declares, with the context's values.
+    assert env == {s.env_var: str(CONTEXT[s.key]) for s in route.settings}
 
 
 # --- IAM: grants follow the route table ---------------------------------------------------
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.key)
-def test_function_grants_match_the_route_table(resources: dict[str, Any], route: Route) -> None:
+@pytest.mark.parametrize("route", ROUTES, ids=lambda f: f.name)
+def test_function_grants_match_the_route_table(resources: dict[str, Any], route: Function) -> None:
     _, function = function_for(resources, route)
     role_id = ref_id(function["Properties"]["Role"])
     assert "ManagedPolicyArns" not in resources[role_id]["Properties"]
     statements = list(role_statements(resources, role_id))
     tables = table_ids(resources)
     for spec in TABLES:
-        access = dict(route.tables()).get(spec, "none")
+        access = route.tables.get(spec, "none")
         on_table = [s for s in statements if tables[spec] in resource_ids(s)]
         actions = {a for s in on_table for a in actions_of(s)}
         # Exactly, not "at least": an extra Scan or Batch* grant fails here.
-        assert actions == EXPECTED_DYNAMODB_ACTIONS[access], (route.key, spec.logical_id)
-        assert actions == set(route.table_actions().get(spec, ())), (route.key, spec.logical_id)
+        assert actions == EXPECTED_DYNAMODB_ACTIONS[access], (route.name, spec.logical_id)
+        assert actions == set(route.table_actions().get(spec, ())), (route.name, spec.logical_id)
         table_arns = [{"Fn::GetAtt": [table_id, "Arn"]} for table_id in tables.values()]
         for statement in on_table:
             # Table ARNs only: no "/index/*" or "/stream/*" (the tables have neither).
             arns = statement["Resource"]
             assert all(arn in table_arns for arn in (arns if isinstance(arns, list) else [arns]))
     manage = [s for s in statements if "execute-api:ManageConnections" in actions_of(s)]
-    assert bool(manage) == route.posts
+    assert bool(manage) == route.posts_to_connections
     for statement in manage:
         # Scoped to this API's stage, not every API in the account.
         text = json.dumps(statement["Resource"])
@@ -565,9 +569,9 @@ def test_context_overrides_parse_cli_strings() -> None:
             "log_retention_days": "7",
         }
     )
-    settings = Settings.from_context(app.node)
+    settings = StackSettings.from_context(app.node)
     assert settings.destroy is True
     assert (settings.throttle_rate_limit, settings.throttle_burst_limit) == (5, 7)
     assert settings.reserved_concurrency == 3
-    assert Settings.from_context(App().node).reserved_concurrency is None
-    assert Settings.from_context(App().node).destroy is False
+    assert StackSettings.from_context(App().node).reserved_concurrency is None
+    assert StackSettings.from_context(App().node).destroy is False

@@ -1,4 +1,4 @@
-"""DynamoDB adapter: the only module that knows table layouts and expressions.
+"""DynamoDB adapter: the only module that knows table layouts, keys and expressions.
 
 Two tables (declared in ``chat.tables``), designed from the access patterns:
 
@@ -28,55 +28,63 @@ No Scan anywhere: every path reads by key.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chat.protocol import Message
+from chat.model import Connection, Member, Message, StorageError
 
 CONNECTION_TTL_S = 2 * 3600 + 600  # API Gateway's 2 h limit, plus a margin
 IDEMPOTENCY_TTL_S = 24 * 3600  # PROTOCOL.md: retries are recognised for 24 hours
-_MESSAGE = "MSG#"
 _RATE = "rl"  # rate-limit bucket counters on the identity item: rl<bucket number>
 _STALE_BUCKETS_KEPT = 32
 
-
-@dataclass(frozen=True)
-class Connection:
-    connection_id: str
-    username: str
-    room: str
-    connected_at: int = 0  # epoch ms
-
-
-@dataclass(frozen=True)
-class Member:
-    connection_id: str
-    username: str
-    connected_at: int = 0  # epoch ms
+# Worst case 2 x (1 s + 2 s) plus a short backoff: inside the functions' 10 s timeout
+# with room to answer the sender (an item call takes milliseconds).
+CLIENT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 2},
+)
 
 
-class StorageError(Exception):
-    """DynamoDB could not do what was asked (after botocore's own retries)."""
+# -- keys: every pk/sk this module writes is built here ----------------------------------
 
 
-@lru_cache(maxsize=1)
-def _client() -> Any:
-    # One client per process, reused by every invocation (and thread) of this container.
-    return boto3.client(
-        "dynamodb",
-        # Worst case 2 x (1 s + 2 s) plus a short backoff: inside the functions' 10 s
-        # timeout with room to answer the sender (an item call takes milliseconds).
-        config=Config(
-            connect_timeout=1,
-            read_timeout=2,
-            retries={"mode": "standard", "total_max_attempts": 2},
-        ),
-    )
+def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(pk), "sk": _s(sk)}
+
+
+class Keys:
+    """The table layout above, one function per kind of item."""
+
+    @staticmethod
+    def connection(connection_id: str) -> dict[str, Any]:
+        return _key(f"CONN#{connection_id}", "CONN")
+
+    @staticmethod
+    def member(room: str, connection_id: str) -> dict[str, Any]:
+        return _key(Keys.room(room), f"CONN#{connection_id}")
+
+    @staticmethod
+    def room(room: str) -> str:
+        """The partition of a room's members (Connections) and messages (Messages)."""
+        return f"ROOM#{room}"
+
+    MESSAGE_PREFIX = "MSG#"
+
+    @staticmethod
+    def message(room: str, message_id: str) -> dict[str, Any]:
+        return _key(Keys.room(room), Keys.MESSAGE_PREFIX + message_id)
+
+    @staticmethod
+    def idempotency(message: Message) -> dict[str, Any]:
+        # Usernames and rooms cannot contain '#', so the key cannot be forged by a client_id.
+        return _key(f"IDEM#{message.room}#{message.username}#{message.client_id}", "IDEM")
+
+
+# -- items <-> model -------------------------------------------------------------------
 
 
 def _s(value: str) -> dict[str, str]:
@@ -87,40 +95,95 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-class Store:
-    """Connections, memberships and messages in DynamoDB."""
+def connection_item(conn: Connection, expires_at: int) -> dict[str, Any]:
+    return {
+        **Keys.connection(conn.connection_id),
+        "connection_id": _s(conn.connection_id),
+        "username": _s(conn.username),
+        "room": _s(conn.room),
+        "connected_at": _n(conn.connected_at),
+        "expires_at": _n(expires_at),
+    }
 
-    def __init__(self, connections_table: str, messages_table: str, client: Any = None) -> None:
+
+def member_item(conn: Connection, expires_at: int) -> dict[str, Any]:
+    return {
+        **Keys.member(conn.room, conn.connection_id),
+        "connection_id": _s(conn.connection_id),
+        "username": _s(conn.username),
+        "connected_at": _n(conn.connected_at),
+        "expires_at": _n(expires_at),
+    }
+
+
+def message_item(message: Message) -> dict[str, Any]:
+    item = {
+        **Keys.message(message.room, message.id),
+        "id": _s(message.id),
+        "room": _s(message.room),
+        "username": _s(message.username),
+        "text": _s(message.text),
+        "created_at": _s(message.created_at),
+    }
+    if message.client_id is not None:
+        item["client_id"] = _s(message.client_id)
+    return item
+
+
+def to_connection(item: dict[str, Any]) -> Connection:
+    return Connection(
+        connection_id=item["connection_id"]["S"],
+        username=item["username"]["S"],
+        room=item["room"]["S"],
+        connected_at=int(item.get("connected_at", {"N": "0"})["N"]),
+    )
+
+
+def to_member(item: dict[str, Any]) -> Member:
+    return Member(
+        connection_id=item["connection_id"]["S"],
+        username=item["username"]["S"],
+        connected_at=int(item.get("connected_at", {"N": "0"})["N"]),
+    )
+
+
+def to_message(item: dict[str, Any]) -> Message:
+    return Message(
+        id=item["id"]["S"],
+        room=item["room"]["S"],
+        username=item["username"]["S"],
+        text=item["text"]["S"],
+        created_at=item["created_at"]["S"],
+        client_id=item["client_id"]["S"] if "client_id" in item else None,
+    )
+
+
+# -- the store -------------------------------------------------------------------------
+
+
+class Store:
+    """Connections, memberships and messages in DynamoDB.
+
+    ``client`` is a boto3 DynamoDB client (``chat.bootstrap`` makes one per process,
+    with ``CLIENT_CONFIG``); the store never creates one itself.
+    """
+
+    def __init__(self, client: Any, *, connections_table: str, messages_table: str) -> None:
+        self.client = client
         self.connections_table = connections_table
         self.messages_table = messages_table
-        self._db = client or _client()
 
     # -- connections -----------------------------------------------------------------
 
     def add_connection(self, conn: Connection) -> None:
-        expires = _n(int(time.time()) + CONNECTION_TTL_S)
-        identity = {
-            "pk": _s(f"CONN#{conn.connection_id}"),
-            "sk": _s("CONN"),
-            "connection_id": _s(conn.connection_id),
-            "username": _s(conn.username),
-            "room": _s(conn.room),
-            "connected_at": _n(conn.connected_at),
-            "expires_at": expires,
-        }
-        member = {
-            "pk": _s(f"ROOM#{conn.room}"),
-            "sk": _s(f"CONN#{conn.connection_id}"),
-            "connection_id": _s(conn.connection_id),
-            "username": _s(conn.username),
-            "connected_at": _n(conn.connected_at),
-            "expires_at": expires,
-        }
+        expires = int(time.time()) + CONNECTION_TTL_S
         self._call(
             "transact_write_items",
             TransactItems=[
-                {"Put": {"TableName": self.connections_table, "Item": identity}},
-                {"Put": {"TableName": self.connections_table, "Item": member}},
+                {"Put": {"TableName": self.connections_table,
+                         "Item": connection_item(conn, expires)}},
+                {"Put": {"TableName": self.connections_table,
+                         "Item": member_item(conn, expires)}},
             ],
         )
 
@@ -128,10 +191,10 @@ class Store:
         item = self._call(
             "get_item",
             TableName=self.connections_table,
-            Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+            Key=Keys.connection(connection_id),
             ConsistentRead=True,
         ).get("Item")
-        return _connection(item) if item and not _expired(item) else None
+        return to_connection(item) if item and not _expired(item) else None
 
     def remove_connection(self, connection_id: str) -> Connection | None:
         """Forget a connection; return what it was, or None if it was already gone.
@@ -142,20 +205,18 @@ class Store:
         old = self._call(
             "delete_item",
             TableName=self.connections_table,
-            Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+            Key=Keys.connection(connection_id),
             ReturnValues="ALL_OLD",
         ).get("Attributes")
         if not old:
             return None
-        conn = _connection(old)
+        conn = to_connection(old)
         self.remove_member(conn.room, connection_id)
         return conn
 
     def remove_member(self, room: str, connection_id: str) -> None:
         self._call(
-            "delete_item",
-            TableName=self.connections_table,
-            Key={"pk": _s(f"ROOM#{room}"), "sk": _s(f"CONN#{connection_id}")},
+            "delete_item", TableName=self.connections_table, Key=Keys.member(room, connection_id)
         )
 
     def room_members(self, room: str) -> list[Member]:
@@ -165,7 +226,7 @@ class Store:
         kwargs: dict[str, Any] = {
             "TableName": self.connections_table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _s(f"ROOM#{room}")},
+            "ExpressionAttributeValues": {":pk": _s(Keys.room(room))},
             "ProjectionExpression": "connection_id, username, connected_at, expires_at",
             # A connection that joined a moment ago must get the next message.
             "ConsistentRead": True,
@@ -173,11 +234,7 @@ class Store:
         while True:
             page = self._call("query", **kwargs)
             members.extend(
-                Member(
-                    item["connection_id"]["S"],
-                    item["username"]["S"],
-                    int(item.get("connected_at", {"N": "0"})["N"]),
-                )
+                to_member(item)
                 for item in page.get("Items", [])
                 if not _expired(item, now)  # TTL deletes lazily
             )
@@ -196,9 +253,9 @@ class Store:
         None when the connection is not (or no longer) registered.
         """
         try:
-            item = self._db.update_item(
+            item = self.client.update_item(
                 TableName=self.connections_table,
-                Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+                Key=Keys.connection(connection_id),
                 UpdateExpression="ADD #bucket :one",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeNames={"#bucket": f"{_RATE}{bucket}"},
@@ -220,9 +277,9 @@ class Store:
         if len(stale) >= _STALE_BUCKETS_KEPT:  # rare: tidy up once in a while, not per frame
             names = {f"#s{i}": f"{_RATE}{b}" for i, b in enumerate(stale)}
             try:
-                self._db.update_item(
+                self.client.update_item(
                     TableName=self.connections_table,
-                    Key={"pk": _s(f"CONN#{connection_id}"), "sk": _s("CONN")},
+                    Key=Keys.connection(connection_id),
                     UpdateExpression="REMOVE " + ", ".join(names),
                     # Never recreate the item if $disconnect deleted it meanwhile.
                     ConditionExpression="attribute_exists(pk)",
@@ -232,7 +289,7 @@ class Store:
                 if not _condition_failed(exc):
                     raise StorageError(f"update_item: {exc}") from exc
         recent = sum(n for b, n in counts.items() if b >= since_bucket)
-        return _connection(item), recent
+        return to_connection(item), recent
 
     # -- messages --------------------------------------------------------------------
 
@@ -243,16 +300,16 @@ class Store:
         transaction, so a retry (also from a new connection) finds the original instead
         of storing a duplicate. An expired key (TTL deletes lazily) counts as absent.
         """
-        item = _message_item(message)
+        item = message_item(message)
         if message.client_id is None:
             # No condition: a fresh ULID cannot collide, and a condition would turn
             # botocore's retry of a put that did commit into a false failure.
             self._call("put_item", TableName=self.messages_table, Item=item)
             return message, True
         now = int(time.time())
-        key = {"pk": _s(_idempotency_pk(message)), "sk": _s("IDEM")}
+        key = Keys.idempotency(message)
         try:
-            self._db.transact_write_items(
+            self.client.transact_write_items(
                 TransactItems=[
                     {
                         "Put": {
@@ -295,10 +352,10 @@ class Store:
         item = self._call(
             "get_item",
             TableName=self.messages_table,
-            Key={"pk": _s(f"ROOM#{room}"), "sk": _s(_MESSAGE + idem["message_id"]["S"])},
+            Key=Keys.message(room, idem["message_id"]["S"]),
             ConsistentRead=True,
         ).get("Item")
-        return _message(item) if item else None
+        return to_message(item) if item else None
 
     def page_messages(
         self, room: str, before: str | None, limit: int
@@ -307,14 +364,14 @@ class Store:
 
         The cursor is None when DynamoDB says the partition has nothing older.
         """
-        values = {":pk": _s(f"ROOM#{room}")}
+        values = {":pk": _s(Keys.room(room))}
         if before is None:
             condition = "pk = :pk AND begins_with(sk, :msg)"
-            values[":msg"] = _s(_MESSAGE)
+            values[":msg"] = _s(Keys.MESSAGE_PREFIX)
         else:
             # A room's partition holds only MSG# items, so "below the cursor" is enough.
             condition = "pk = :pk AND sk < :before"
-            values[":before"] = _s(_MESSAGE + before)
+            values[":before"] = Keys.message(room, before)["sk"]
         page = self._call(
             "query",
             TableName=self.messages_table,
@@ -323,7 +380,7 @@ class Store:
             ScanIndexForward=False,
             Limit=limit,
         )
-        messages = [_message(item) for item in reversed(page.get("Items", []))]
+        messages = [to_message(item) for item in reversed(page.get("Items", []))]
         more = "LastEvaluatedKey" in page
         return messages, (messages[0].id if more and messages else None)
 
@@ -331,14 +388,9 @@ class Store:
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            return getattr(self._db, operation)(**kwargs)
+            return getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
             raise StorageError(f"{operation}: {exc}") from exc
-
-
-def _idempotency_pk(message: Message) -> str:
-    # Usernames and rooms cannot contain '#', so the key cannot be forged by a client_id.
-    return f"IDEM#{message.room}#{message.username}#{message.client_id}"
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -364,38 +416,3 @@ def _conflicted(exc: ClientError) -> bool:
 def _expired(item: dict[str, Any], now: int | None = None) -> bool:
     expires = item.get("expires_at")
     return expires is not None and int(expires["N"]) < (now or int(time.time()))
-
-
-def _connection(item: dict[str, Any]) -> Connection:
-    return Connection(
-        connection_id=item["connection_id"]["S"],
-        username=item["username"]["S"],
-        room=item["room"]["S"],
-        connected_at=int(item.get("connected_at", {"N": "0"})["N"]),
-    )
-
-
-def _message_item(message: Message) -> dict[str, Any]:
-    item = {
-        "pk": _s(f"ROOM#{message.room}"),
-        "sk": _s(_MESSAGE + message.id),
-        "id": _s(message.id),
-        "room": _s(message.room),
-        "username": _s(message.username),
-        "text": _s(message.text),
-        "created_at": _s(message.created_at),
-    }
-    if message.client_id is not None:
-        item["client_id"] = _s(message.client_id)
-    return item
-
-
-def _message(item: dict[str, Any]) -> Message:
-    return Message(
-        id=item["id"]["S"],
-        room=item["room"]["S"],
-        username=item["username"]["S"],
-        text=item["text"]["S"],
-        created_at=item["created_at"]["S"],
-        client_id=item["client_id"]["S"] if "client_id" in item else None,
-    )

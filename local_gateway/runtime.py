@@ -11,10 +11,12 @@ hangs could not be stopped. Here:
 - each function (a route) keeps a list of warm environments and starts a new one when
   none is idle, up to ``max_concurrency``; a slow invocation only occupies its own
   process, so other connections and routes carry on;
-- an environment's ``os.environ`` is the function's environment exactly as the CDK app
-  sets it (``chat.routes.function_environment``) plus what the Lambda runtime adds
-  (``AWS_LAMBDA_FUNCTION_NAME``…), local endpoints and dummy credentials; every other
-  ``AWS_*`` variable of the developer's shell is removed, so nothing reaches AWS;
+- an environment's ``os.environ`` is built from nothing, as Lambda builds it: the
+  function's own variables exactly as the CDK app sets them (``chat.functions``), what
+  the Lambda runtime adds (``AWS_LAMBDA_FUNCTION_NAME``…), local endpoints and dummy
+  credentials, and from the developer's shell only ``INHERITED`` (``PATH``, locale,
+  ``HOME``…). A ``CONNECTIONS_TABLE`` or ``AWS_PROFILE`` exported in the shell never
+  reaches a function, so nothing works locally that the deployed stack would not set;
 - an invocation that runs past the timeout gets its environment killed, as Lambda does
   ("Task timed out"), and the next invocation cold-starts a fresh one.
 
@@ -41,19 +43,22 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import popen_forkserver, spawn
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 # Lambda's own limit on the init phase (importing the handler module).
 INIT_TIMEOUT_S = 10.0
 
-# Inherited variables with these prefixes are dropped: a function sees only its own.
-_STRIPPED_PREFIXES = ("AWS_", "POWERTOOLS_", "_X_AMZN_", "LAMBDA_")
+# The only variables an environment keeps from the shell that started the gateway: what
+# a process needs to run at all, none of which configures the chat. (Lambda sets PATH,
+# LANG and TZ itself; HOME and TMPDIR keep Python and pip caches where the developer
+# expects them.)
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
 @dataclass(frozen=True)
 class FunctionConfig:
-    """One Lambda function: which handler, with which environment and limits."""
+    """One execution environment's recipe: which handler, with which environment and limits."""
 
     name: str
     handler: str  # "package.module.function"
@@ -101,14 +106,14 @@ class LambdaContext:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
-def _worker_main(conn: Connection, config: FunctionConfig) -> None:
+def _worker_main(conn: Pipe, config: FunctionConfig) -> None:
     """Body of one execution environment: init once, then serve invocations forever."""
     # Ctrl-C reaches the whole process group; the gateway decides when environments
     # stop (it still runs $disconnect handlers while shutting down).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for key in list(os.environ):
-        if key.startswith(_STRIPPED_PREFIXES):
-            del os.environ[key]
+    kept = {key: os.environ[key] for key in INHERITED if key in os.environ}
+    os.environ.clear()
+    os.environ.update(kept)
     os.environ.update(config.environment)
     sys.path[:0] = list(config.extra_sys_path)
     if config.quiet:
@@ -154,13 +159,22 @@ _mp_context_lock = threading.Lock()
 _mp_context: Any = None
 
 
+def warm_up() -> None:
+    """Start the forkserver (which imports boto3) now, so the first cold start is quick."""
+    import multiprocessing.forkserver
+
+    _process_context()
+    with contextlib.suppress(Exception):
+        multiprocessing.forkserver.ensure_running()
+
+
 def _process_context() -> Any:
     global _mp_context
     with _mp_context_lock:
         if _mp_context is None:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(
-                ["boto3", "botocore.session", "local_gateway.lambda_runtime"]
+                ["boto3", "botocore.session", "local_gateway.runtime"]
             )
             _mp_context = ctx
         return _mp_context

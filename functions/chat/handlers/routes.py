@@ -1,16 +1,16 @@
-"""Lambda entry points, one per API Gateway route (the table is ``chat.routes.ROUTES``).
+"""Lambda entry points, one per API Gateway route (declared in ``chat.functions``).
 
-Thin on purpose: read the event, call ``chat.service.Chat``, turn the outcome into a
-response. Replies and broadcasts go out through the Management API (``chat.fanout``),
-never as route responses, so the same code works behind API Gateway and the local
-gateway. A client never sees a stack trace: protocol errors become ``error`` events,
-anything unexpected becomes an ``internal`` error and a logged traceback.
+Thin on purpose: read the event, get the chat from ``chat.bootstrap``, call it, turn
+the outcome into a response. Replies and broadcasts go out through the Management API
+(``chat.adapters.management_api``), never as route responses, so the same code works
+behind API Gateway and the local gateway. A client never sees a stack trace: refusals
+become ``error`` events, anything unexpected an ``internal`` error and a logged
+traceback.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,48 +18,30 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
-from chat.config import settings
-from chat.fanout import Fanout
+from chat import bootstrap
+from chat.model import MessageNotStored, UnknownConnection
 from chat.observability import logger, metrics
 from chat.protocol import ProtocolError, client_id_of, error_event, is_clean_text, parse_frame
 from chat.service import Chat
-from chat.store import Store
 
 Response = dict[str, Any]
-_DEADLINE_MARGIN_MS = 1000  # leave time to log and flush metrics before the Lambda timeout
-
-
-@functools.lru_cache(maxsize=1)
-def _store() -> Store:
-    cfg = settings()
-    return Store(cfg.connections_table, cfg.messages_table)
-
-
-def callback_url(event: APIGatewayWebSocketEvent) -> str:
-    """The Management API endpoint: configured, or built from the event.
-
-    Built from ``apiId``, region and ``stage`` rather than ``domainName``: behind a custom
-    domain, ``domainName`` is the custom name, which does not serve ``@connections``.
-    """
-    cfg = settings()
-    if cfg.callback_url:
-        return cfg.callback_url
-    ctx = event.request_context
-    return f"https://{ctx.api_id}.execute-api.{cfg.region}.amazonaws.com/{ctx.stage}"
 
 
 def _chat(event: APIGatewayWebSocketEvent, context: Any) -> Chat:
-    cfg = settings()
-    deadline = None
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(remaining):
-        deadline = time.monotonic() + max(0, remaining() - _DEADLINE_MARGIN_MS) / 1000
-    return Chat(
-        _store(),
-        Fanout(callback_url(event)),
-        rate_limit=(cfg.rate_limit_messages, cfg.rate_limit_window_s),
-        deadline=deadline,
-    )
+    ctx = event.request_context
+    return bootstrap.chat(ctx.api_id, ctx.stage, remaining() if callable(remaining) else None)
+
+
+def _refusal(exc: Exception) -> tuple[str, str] | None:
+    """The ``error`` event's code and text for a frame that was refused, not broken."""
+    if isinstance(exc, ProtocolError):
+        return exc.code, exc.message
+    if isinstance(exc, UnknownConnection):
+        return "internal", "this connection is not registered; reconnect"
+    if isinstance(exc, MessageNotStored):
+        return "internal", "the message could not be stored; send it again"
+    return None
 
 
 def _lambda(fn: Callable[[APIGatewayWebSocketEvent, Any], Response]) -> Callable[..., Response]:
@@ -103,10 +85,13 @@ def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Calla
         try:
             frame = parse_frame(event.body)
             action(chat, connection_id, frame)
-        except ProtocolError as exc:
-            logger.info("frame refused", extra={"code": exc.code})
-            chat.reply(connection_id, error_event(exc.code, exc.message, client_id_of(frame)))
-        except Exception:
+        except Exception as exc:
+            refusal = _refusal(exc)
+            if refusal is not None:
+                code, text = refusal
+                logger.info("frame refused", extra={"code": code, "reason": type(exc).__name__})
+                chat.reply(connection_id, error_event(code, text, client_id_of(frame)))
+                return {"statusCode": 200}
             logger.exception("handler failed")
             metrics.add_metric(name="HandlerErrors", unit="Count", value=1)
             chat.reply(

@@ -18,12 +18,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from functools import lru_cache
+from concurrent.futures import Executor, wait
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -32,57 +29,43 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
-from chat.config import settings
+from chat.model import Delivery, PostOutcome
 from chat.observability import logger
 
 # Tight timeouts: a hung post must fail fast rather than run the Lambda into its timeout.
-_CONNECT_TIMEOUT_S = 1
-_READ_TIMEOUT_S = 2
+CONNECT_TIMEOUT_S = 1
+READ_TIMEOUT_S = 2
 _MAX_ATTEMPTS = 3  # per post, counting the first
 _BACKOFF_BASE_S = 0.05  # full jitter: sleep up to base * 2**retry, at most the cap
 _BACKOFF_CAP_S = 1.0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-@dataclass
-class Delivery:
-    """What happened to one fan-out."""
-
-    sent: list[str] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-
-@lru_cache(maxsize=8)
-def _client(endpoint_url: str, pool_size: int) -> Any:
-    # Created once per endpoint and process: building a client costs ~10 ms and its
-    # connection pool keeps TLS sessions warm across invocations.
-    return boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=endpoint_url,
-        config=Config(
-            connect_timeout=_CONNECT_TIMEOUT_S,
-            read_timeout=_READ_TIMEOUT_S,
-            retries={"mode": "standard", "total_max_attempts": 1},  # see Fanout.post
-            max_pool_connections=pool_size,
-        ),
+def client_config(pool_size: int) -> Config:
+    """botocore settings for the client ``chat.bootstrap`` makes: its HTTP pool matches
+    the fan-out's concurrency, and botocore never retries (see ``ManagementApi.post``)."""
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        max_pool_connections=pool_size,
     )
 
 
-@lru_cache(maxsize=1)
-def _pool(size: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="fanout")
+class ManagementApi:
+    """Posts events to connections through one stage's ``@connections`` endpoint.
 
+    ``client`` is a boto3 ``apigatewaymanagementapi`` client for that endpoint and
+    ``pool`` the executor posts to many connections run on (``concurrency`` at a time);
+    ``chat.bootstrap`` creates both once per process.
+    """
 
-class Fanout:
-    """Posts events to connections through one stage's @connections endpoint."""
+    def __init__(self, client: Any, pool: Executor, concurrency: int) -> None:
+        self.client = client
+        self.pool = pool
+        self.concurrency = concurrency
 
-    def __init__(self, endpoint_url: str, concurrency: int | None = None) -> None:
-        self.endpoint_url = endpoint_url
-        self.concurrency = concurrency or settings().fanout_concurrency
-        self._api = _client(endpoint_url, self.concurrency)
-
-    def post(self, connection_id: str, data: bytes) -> str:
+    def post(self, connection_id: str, data: bytes) -> PostOutcome:
         """Post one frame. Returns ``"sent"``, ``"gone"`` or ``"failed"``; never raises."""
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             outcome, retry, problem = self._attempt(connection_id, data)
@@ -97,11 +80,11 @@ class Fanout:
             )
         return outcome
 
-    def _attempt(self, connection_id: str, data: bytes) -> tuple[str, bool, dict[str, Any]]:
+    def _attempt(self, connection_id: str, data: bytes) -> tuple[PostOutcome, bool, dict[str, Any]]:
         """One post: its outcome, whether trying again is safe and may help, and what
         went wrong."""
         try:
-            self._api.post_to_connection(ConnectionId=connection_id, Data=data)
+            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
             return "sent", False, {}
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -126,16 +109,12 @@ class Fanout:
         targets = list(dict.fromkeys(connection_ids))
         delivery = Delivery()
         if len(targets) <= 1:
-            outcomes = {cid: self.post(cid, data) for cid in targets}
-        else:
-            pool = _pool(self.concurrency)
-            futures = {pool.submit(self.post, cid, data): cid for cid in targets}
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, _ = wait(futures, timeout=timeout)
-            outcomes = {
-                cid: (future.result() if future in done else "failed")
-                for future, cid in futures.items()
-            }
-        for cid, outcome in outcomes.items():
-            getattr(delivery, outcome).append(cid)
+            for cid in targets:
+                delivery.record(cid, self.post(cid, data))
+            return delivery
+        futures = {self.pool.submit(self.post, cid, data): cid for cid in targets}
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        done, _ = wait(futures, timeout=timeout)
+        for future, cid in futures.items():
+            delivery.record(cid, future.result() if future in done else "failed")
         return delivery

@@ -1,0 +1,114 @@
+"""The composition root: builds the chat for this process, and the only place clients are made.
+
+A Lambda execution environment serves one invocation at a time, many in a row. What is
+expensive to build is built here once, on first use, and reused by every invocation:
+the configuration (read from the environment), the DynamoDB client, one Management API
+client per ``@connections`` endpoint (building a boto3 client costs ~10 ms, and its
+connection pool keeps TLS sessions warm) and the fan-out's thread pool. Nothing else in
+``chat`` keeps clients in module globals.
+
+Handlers ask for ``chat(request_context, deadline)``. Tests either build ``Chat`` with
+parts of their own (``Chat(Store(client, …), ManagementApi(…))``), or install a
+``Services`` built from their environment with ``use(build())`` and ``use(None)`` to
+forget it.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from chat.adapters import dynamodb, management_api
+from chat.adapters.dynamodb import Store
+from chat.adapters.management_api import ManagementApi
+from chat.config import FunctionConfig
+from chat.service import Chat
+
+# Leave time to log and flush metrics before the Lambda timeout.
+DEADLINE_MARGIN_MS = 1000
+
+
+@dataclass
+class Services:
+    """Everything one process builds once: configuration, store, connections, pool."""
+
+    config: FunctionConfig
+    store: Store
+    pool: ThreadPoolExecutor
+    _apis: dict[str, ManagementApi] = field(default_factory=dict)
+
+    def connections(self, endpoint_url: str) -> ManagementApi:
+        """The Management API of one stage (a process normally only ever sees one)."""
+        api = self._apis.get(endpoint_url)
+        if api is None:
+            size = self.config.fanout_concurrency
+            client = boto3.client(
+                "apigatewaymanagementapi",
+                endpoint_url=endpoint_url,
+                config=management_api.client_config(size),
+            )
+            api = self._apis[endpoint_url] = ManagementApi(client, self.pool, size)
+        return api
+
+
+def build(config: FunctionConfig | None = None, *, dynamodb_client: Any = None) -> Services:
+    """Services from ``config`` (default: this process's environment)."""
+    config = config or FunctionConfig.from_environ()
+    client = dynamodb_client or boto3.client("dynamodb", config=dynamodb.CLIENT_CONFIG)
+    store = Store(
+        client,
+        connections_table=config.connections_table,
+        messages_table=config.messages_table,
+    )
+    pool = ThreadPoolExecutor(max_workers=config.fanout_concurrency, thread_name_prefix="fanout")
+    return Services(config, store, pool)
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """This process's services, built on first use."""
+    global _services
+    if _services is None:
+        _services = build()
+    return _services
+
+
+def use(replacement: Services | None) -> None:
+    """Install services built elsewhere (tests), or ``None`` to rebuild on next use."""
+    global _services
+    _services = replacement
+
+
+def callback_url(config: FunctionConfig, api_id: str, stage: str) -> str:
+    """The Management API endpoint: configured, or built from the event's API and stage.
+
+    Built from ``apiId``, region and ``stage`` rather than ``domainName``: behind a custom
+    domain, ``domainName`` is the custom name, which does not serve ``@connections``.
+    """
+    if config.callback_url:
+        return config.callback_url
+    return f"https://{api_id}.execute-api.{config.region}.amazonaws.com/{stage}"
+
+
+def chat(api_id: str, stage: str, remaining_ms: int | None = None) -> Chat:
+    """The chat for one invocation of a route of stage ``stage`` of API ``api_id``.
+
+    ``remaining_ms``: the invocation's time left (the Lambda context's); fan-out stops
+    waiting ``DEADLINE_MARGIN_MS`` before it runs out.
+    """
+    s = services()
+    deadline = None
+    if remaining_ms is not None:
+        deadline = time.monotonic() + max(0, remaining_ms - DEADLINE_MARGIN_MS) / 1000
+    return Chat(
+        s.store,
+        s.connections(callback_url(s.config, api_id, stage)),
+        rate_limit=s.config.rate_limit,
+        deadline=deadline,
+    )

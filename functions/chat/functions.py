@@ -1,0 +1,205 @@
+"""Every Lambda function of the chat, with its trigger, declared once.
+
+Both hosts read this table. The CDK app (``infra/api.py``) creates one function per
+entry with exactly the environment and IAM actions listed here and wires its trigger;
+the local gateway (``local_gateway``) runs the same handlers with the same environment
+behind its emulation of the same trigger. Add a function here and it exists in both
+places; neither host lists functions of its own.
+
+A trigger is one of:
+
+- ``Route``: a WebSocket API route (``$connect``, ``new_message``…);
+- ``ConnectAuthorizer``: the Lambda REQUEST authorizer API Gateway runs before
+  ``$connect``;
+- ``QueueConsumer``: an SQS event source mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chat.config import (
+    CALLBACK_URL_ENV,
+    FANOUT_CONCURRENCY,
+    RATE_LIMIT_MESSAGES,
+    RATE_LIMIT_WINDOW,
+    Setting,
+)
+from chat.tables import CONNECTIONS, MESSAGES, TableSpec
+
+Access = Literal["read", "append", "read_write"]
+
+# The DynamoDB IAM actions each access level grants: exactly the item-level calls
+# ``chat.adapters.dynamodb`` makes, nothing the grant_read_data/grant_read_write_data
+# bundles add (Scan, Batch*, DescribeTable, ConditionCheckItem, streams).
+# TransactWriteItems needs no action of its own: IAM authorizes each item in it by its
+# operation (Put -> PutItem). A store that starts calling something new must add it
+# here, or it fails with AccessDenied on AWS (the local gateway does not enforce IAM).
+READ_ACTIONS: tuple[str, ...] = ("dynamodb:GetItem", "dynamodb:Query")
+WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+ACCESS_ACTIONS: Mapping[Access, tuple[str, ...]] = {
+    "read": READ_ACTIONS,
+    # Store items once and read them back (messages: never updated, never deleted).
+    "append": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    "read_write": READ_ACTIONS + WRITE_ACTIONS,
+}
+MANAGE_CONNECTIONS_ACTION = "execute-api:ManageConnections"
+
+# Every function's size unless it says otherwise.
+# 256 MB: Lambda gives CPU in proportion to memory, and a cold start imports boto3
+# (~140 ms at full speed) plus Powertools; at 128 MB that doubles. The handlers hold a
+# few small items in memory, so more buys nothing.
+DEFAULT_MEMORY_MB = 256
+# A broadcast is one Query plus parallel posts (~20 ms each): well under a second for a
+# busy room. 10 s bounds a stuck call well before API Gateway's 29 s integration limit;
+# the fan-out stops waiting 1 s before it (chat.handlers.routes).
+DEFAULT_TIMEOUT_S = 10
+
+
+def pascal_case(key: str) -> str:
+    """A readable identifier for a route key: ``$connect`` -> ``Connect``,
+    ``new_message`` -> ``NewMessage`` (function names, construct ids, log lines)."""
+    return "".join(part.capitalize() for part in key.lstrip("$").split("_"))
+
+
+# -- triggers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """A WebSocket API route; API Gateway selects it by ``ROUTE_SELECTION_EXPRESSION``."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class ConnectAuthorizer:
+    """A Lambda REQUEST authorizer on ``$connect``.
+
+    API Gateway answers 401 without invoking it when an identity source is missing, and
+    403 when it returns a Deny policy; its context reaches ``$connect`` as
+    ``requestContext.authorizer``.
+    """
+
+    identity_source: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueueConsumer:
+    """An SQS event source mapping (partial batch failures reported by the function)."""
+
+    queue: str  # logical name of the queue (declared with the queue's settings)
+    batch_size: int = 10
+    # Lambda's event source "maximum concurrency" (2 is its minimum); a deploy setting.
+    max_concurrency: int = 2
+
+
+Trigger = Route | ConnectAuthorizer | QueueConsumer
+
+
+# -- functions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """One Lambda function: its code, trigger, size, environment and exact permissions."""
+
+    name: str  # logical name: CDK construct ids, the local log, AWS_LAMBDA_FUNCTION_NAME
+    handler: str  # "package.module.function" inside the functions/ asset
+    trigger: Trigger
+    description: str
+    tables: Mapping[TableSpec, Access] = field(default_factory=dict)
+    posts_to_connections: bool = False  # calls @connections (CALLBACK_URL, ManageConnections)
+    settings: tuple[Setting, ...] = ()  # deploy settings it reads from its environment
+    memory_mb: int = DEFAULT_MEMORY_MB
+    timeout_s: int = DEFAULT_TIMEOUT_S
+
+    @property
+    def route_key(self) -> str | None:
+        return self.trigger.key if isinstance(self.trigger, Route) else None
+
+    @property
+    def writes(self) -> bool:
+        """Whether the function may change any table."""
+        return any(access != "read" for access in self.tables.values())
+
+    def table_actions(self) -> dict[TableSpec, tuple[str, ...]]:
+        """The exact DynamoDB IAM actions this function needs, per table it touches."""
+        return {spec: ACCESS_ACTIONS[access] for spec, access in self.tables.items()}
+
+    def environment_names(self) -> tuple[str, ...]:
+        """The variables this function is given (besides what the Lambda runtime sets)."""
+        names = [spec.env_var for spec in self.tables]
+        if self.posts_to_connections:
+            names.append(CALLBACK_URL_ENV)
+        names += [setting.env_var for setting in self.settings]
+        return tuple(names)
+
+    def environment(self, values: Mapping[str, str]) -> dict[str, str]:
+        """This function's environment, picked from every value a host can provide.
+
+        ``values`` maps variable names to values (CDK tokens in the app, plain strings
+        in the local gateway); a function sees only the names it declares. A host that
+        cannot provide one fails here, at start-up, not at the first invocation.
+        """
+        missing = [name for name in self.environment_names() if name not in values]
+        if missing:
+            raise KeyError(f"{self.name} needs {', '.join(missing)}, which the host did not set")
+        return {name: values[name] for name in self.environment_names()}
+
+
+def _route(key: str, handler: str, description: str, **kwargs: object) -> Function:
+    return Function(
+        name=pascal_case(key),
+        handler=f"chat.handlers.routes.{handler}",
+        trigger=Route(key),
+        description=description,
+        posts_to_connections=True,  # every route replies or broadcasts through @connections
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    _route(
+        "$connect", "connect", "Validate username/room, record the connection, announce the join",
+        tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
+    ),
+    _route(
+        "$disconnect", "disconnect", "Forget the connection, announce the leave",
+        tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
+    ),
+    _route("$default", "default", "Answer frames with bad JSON or an unknown action"),
+    # read_write on Connections: the per-connection rate limit and removing gone peers;
+    # append on Messages: a message is put once (and read back for a retry), never changed.
+    _route(
+        "new_message", "new_message", "Store a message once and broadcast it to the room",
+        tables={CONNECTIONS: "read_write", MESSAGES: "append"},
+        settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY),
+    ),
+    _route(
+        "history", "history", "Page through a room's messages, newest first",
+        tables={CONNECTIONS: "read", MESSAGES: "read"},
+    ),
+    _route("who", "who", "List the users online in the room", tables={CONNECTIONS: "read"}),
+    # read_write on Connections: removing peers that answer 410 Gone.
+    _route(
+        "typing", "typing", "Tell the room's other connections that someone is typing",
+        tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
+    ),
+)
+
+# Routes API Gateway answers itself (a MOCK integration): route key -> the JSON reply.
+MOCK_ROUTES: Mapping[str, str] = {"ping": '{"type": "pong"}'}
+
+ROUTE_SELECTION_EXPRESSION = "$request.body.action"
+
+
+def routes(functions: tuple[Function, ...] = FUNCTIONS) -> dict[str, Function]:
+    """The functions behind WebSocket routes, by route key."""
+    return {fn.route_key: fn for fn in functions if fn.route_key is not None}
+
+
+def function_for_route(key: str) -> Function:
+    return routes()[key]

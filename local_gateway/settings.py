@@ -1,0 +1,39 @@
+"""What the local gateway can be told; every default is API Gateway's or the CDK app's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chat.config import SETTINGS as FUNCTION_SETTINGS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_function_settings() -> dict[str, str]:
+    """``chat.config.SETTINGS`` at their defaults, as the CDK app deploys them."""
+    return {setting.env_var: str(setting.default) for setting in FUNCTION_SETTINGS}
+
+
+@dataclass
+class GatewaySettings:
+    """The local stage, its functions and its state, with the deployed values as defaults."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000  # 0: any free port (read Gateway.port after start)
+    state_dir: Path | None = Path(".local")  # None: nothing saved or loaded
+    frontend_dir: Path = REPO_ROOT / "frontend"
+    verbose: bool = False
+    # API Gateway quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/
+    # limits.html, WebSocket APIs).
+    max_frame_bytes: int = 32 * 1024
+    max_message_bytes: int = 128 * 1024
+    idle_timeout_s: float = 10 * 60
+    max_connection_s: float = 2 * 60 * 60
+    # None: each function's own timeout from chat.functions (as the CDK app deploys it).
+    handler_timeout_s: float | None = None
+    max_concurrency: int = 10  # warm environments per function
+    save_interval_s: float = 2.0
+    extra_sys_path: tuple[str, ...] = ()  # prepended in the environments (test handlers)
+    # The deploy settings functions read (chat.config.SETTINGS): env var -> value.
+    function_settings: dict[str, str] = field(default_factory=default_function_settings)
