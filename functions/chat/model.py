@@ -50,7 +50,7 @@ class RateLimit:
     window_s: int = 10
 
 
-PostOutcome = Literal["sent", "gone", "failed"]
+PostOutcome = Literal["sent", "gone", "unsent", "failed"]
 
 
 @dataclass
@@ -58,11 +58,16 @@ class Delivery:
     """What happened to one fan-out, recipient by recipient.
 
     ``gone``: API Gateway answered 410 (the connection is closed or not open yet);
-    ``failed``: anything else that did not deliver (retries exhausted, timeouts).
+    ``unsent``: not delivered, and safe to send again later: API Gateway refused it
+    (429 throttled, 5xx) or the connection to it never opened, after the retries the
+    caller allowed;
+    ``failed``: anything else that did not deliver (a read timeout: it may have been
+    delivered, so it is never sent again).
     """
 
     sent: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
     def record(self, connection_id: str, outcome: PostOutcome) -> None:

@@ -177,7 +177,7 @@ class Chat:
 
     def reply(self, connection_id: str, event: Mapping[str, Any]) -> None:
         """Send an event to the sender only (a gone sender is left to its $disconnect)."""
-        if self.connections.post(connection_id, encode(event)) == "failed":
+        if self.connections.post(connection_id, encode(event)) in ("unsent", "failed"):
             metrics.add_metric(name="FanoutFailures", unit="Count", value=1)
 
     def _broadcast(self, room: str, members: list[Member], event: Mapping[str, Any]) -> None:
@@ -186,9 +186,10 @@ class Chat:
         ids = [m.connection_id for m in members]
         delivery = self.connections.post_many(ids, encode(event), self.deadline)
         metrics.add_metric(name="Recipients", unit="Count", value=len(delivery.sent))
-        if delivery.failed:
-            metrics.add_metric(name="FanoutFailures", unit="Count", value=len(delivery.failed))
-            logger.warning("fan-out failures", extra={"room": room, "failed": delivery.failed})
+        undelivered = delivery.unsent + delivery.failed
+        if undelivered:
+            metrics.add_metric(name="FanoutFailures", unit="Count", value=len(undelivered))
+            logger.warning("fan-out failures", extra={"room": room, "failed": undelivered})
         if delivery.gone:
             # A connection whose $connect is still running also answers 410 (it is not
             # open yet): it is not dead, and deleting it would orphan a live socket.

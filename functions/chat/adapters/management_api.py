@@ -66,14 +66,15 @@ class ManagementApi:
         self.concurrency = concurrency
 
     def post(self, connection_id: str, data: bytes) -> PostOutcome:
-        """Post one frame. Returns ``"sent"``, ``"gone"`` or ``"failed"``; never raises."""
+        """Post one frame: ``"sent"``, ``"gone"``, ``"unsent"`` or ``"failed"`` (see
+        ``chat.model.Delivery``); never raises."""
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             outcome, retry, problem = self._attempt(connection_id, data)
             if not retry or attempt == _MAX_ATTEMPTS:
                 break
             # Full jitter; not for cryptography.
             time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
-        if outcome == "failed":
+        if outcome in ("unsent", "failed"):
             logger.warning(
                 "post_to_connection failed",
                 extra={"target": connection_id, "attempts": attempt, **problem},
@@ -92,11 +93,14 @@ class ManagementApi:
             if status == 410 or code == "GoneException":
                 return "gone", False, {}
             problem = {"error_code": code, "status": status}
-            return "failed", status in _RETRY_STATUSES, problem
+            if status in _RETRY_STATUSES:
+                return "unsent", True, problem
+            return "failed", False, problem
         except (BotoCoreError, OSError) as exc:  # timeouts, refused connections
             # Never sent: safe to retry. A read timeout is not: it was probably delivered.
-            retry = isinstance(exc, (ConnectTimeoutError, EndpointConnectionError))
-            return "failed", retry, {"error": str(exc)}
+            if isinstance(exc, (ConnectTimeoutError, EndpointConnectionError)):
+                return "unsent", True, {"error": str(exc)}
+            return "failed", False, {"error": str(exc)}
 
     def post_many(
         self, connection_ids: Iterable[str], data: bytes, deadline: float | None = None
