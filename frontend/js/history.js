@@ -17,35 +17,24 @@ export const RETRY_AFTER_MS = 2000;
 export const MAX_RETRIES = 3;
 export const CATCH_UP_MAX_PAGES = 20; // beyond 1,000 missed messages, stop paging back
 
-const realTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle),
-};
-
 export class HistoryLoader {
   olderCursor = null; // `before` for "load older"; null until a page says, or at the start
   reachedStart = false; // a `latest` or `older` page came back with `before: null`
   inflight = null; // the request on the wire, or null
   queue = [];
-  #send;
-  #timers;
+  #io; // what the loader may do: send a frame, set a timer, say it changed
   #pageSize;
-  #onChange;
   #retryTimers = new Set();
   #stopped = false;
 
   /**
-   * @param {object} deps
-   * @param {(frame: object) => boolean} deps.send  false when the socket is not open
-   * @param {number} [deps.pageSize]  the `limit` of each request
-   * @param {() => void} [deps.onChange]  after the request on the wire changed (a button may follow)
-   * @param {{setTimeout: Function, clearTimeout: Function}} [deps.timers]
+   * `send(frame)` returns false when the socket is not open; `pageSize` is each request's
+   * `limit`; `onChange()` runs whenever the request on the wire may have changed (the
+   * "load older" button follows it); `timers` has setTimeout/clearTimeout.
    */
-  constructor({ send, pageSize, onChange = () => {}, timers = realTimers }) {
-    this.#send = send;
+  constructor({ send, pageSize, onChange = () => {}, timers = globalThis }) {
+    this.#io = { send, onChange, timers };
     this.#pageSize = pageSize;
-    this.#onChange = onChange;
-    this.#timers = timers;
   }
 
   /** What "load older" can do: there is a cursor, and the start is not reached. */
@@ -118,7 +107,7 @@ export class HistoryLoader {
     const retries = req.retries ?? 0;
     if (retry && req.kind !== 'older' && retries < MAX_RETRIES) {
       const again = { ...req, retries: retries + 1 };
-      const handle = this.#timers.setTimeout(() => {
+      const handle = this.#io.timers.setTimeout(() => {
         this.#retryTimers.delete(handle);
         this.#request(again);
       }, RETRY_AFTER_MS);
@@ -132,9 +121,9 @@ export class HistoryLoader {
   disconnected() {
     this.#settle();
     this.queue = [];
-    for (const handle of this.#retryTimers) this.#timers.clearTimeout(handle);
+    for (const handle of this.#retryTimers) this.#io.timers.clearTimeout(handle);
     this.#retryTimers.clear();
-    this.#onChange();
+    this.#io.onChange();
   }
 
   /** The room was left: nothing more is sent, no timer stays behind. */
@@ -150,21 +139,21 @@ export class HistoryLoader {
   }
 
   #settle() {
-    if (this.inflight) this.#timers.clearTimeout(this.inflight.timer);
+    if (this.inflight) this.#io.timers.clearTimeout(this.inflight.timer);
     this.inflight = null;
   }
 
   #pump() {
     if (this.inflight || !this.queue.length || this.#stopped) {
-      this.#onChange();
+      this.#io.onChange();
       return;
     }
     const req = this.queue.shift();
     // Offline: the request is dropped; the next `connected()` asks again.
-    if (this.#send(frames.history(req.before, this.#pageSize))) {
-      req.timer = this.#timers.setTimeout(() => this.failed(), HISTORY_TIMEOUT_MS);
+    if (this.#io.send(frames.history(req.before, this.#pageSize))) {
+      req.timer = this.#io.timers.setTimeout(() => this.failed(), HISTORY_TIMEOUT_MS);
       this.inflight = req;
     }
-    this.#onChange();
+    this.#io.onChange();
   }
 }

@@ -14,35 +14,19 @@ import { frames } from './protocol.js';
 
 export const CONFIRM_TIMEOUT_MS = 15000; // no echo by then: mark failed, offer a retry
 
-const realTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle),
-};
-
 export class Outbox {
   /** client_id -> {clientId, text, state: 'queued'|'sending'|'failed', error, createdAt} */
   entries = new Map();
   inFlight = null; // the client_id awaiting its answer
-  #me;
-  #send;
-  #timers;
-  #onChange;
+  #me; // our username: only our own echoes confirm an entry
+  #io; // send(frame) (false when the socket is not open), timers, onChange() after any change
   #online = false;
   #stopped = false;
   #confirmTimer = 0;
 
-  /**
-   * @param {object} deps
-   * @param {string} deps.me  our username: only our own echoes confirm an entry
-   * @param {(frame: object) => boolean} deps.send  false when the socket is not open
-   * @param {() => void} [deps.onChange]  after any entry changed state
-   * @param {{setTimeout: Function, clearTimeout: Function}} [deps.timers]
-   */
-  constructor({ me, send, onChange = () => {}, timers = realTimers }) {
+  constructor({ me, send, onChange = () => {}, timers = globalThis }) {
     this.#me = me;
-    this.#send = send;
-    this.#onChange = onChange;
-    this.#timers = timers;
+    this.#io = { send, onChange, timers };
   }
 
   get size() {
@@ -72,7 +56,7 @@ export class Outbox {
     if (!clientId) return;
     this.#release();
     this.#setState(clientId, 'queued');
-    this.#onChange();
+    this.#io.onChange();
   }
 
   /**
@@ -117,13 +101,13 @@ export class Outbox {
   #pump() {
     if (!this.inFlight && this.#online && !this.#stopped) {
       const next = [...this.entries.values()].find((e) => e.state === 'queued');
-      if (next && this.#send(frames.newMessage(next.text, next.clientId))) {
+      if (next && this.#io.send(frames.newMessage(next.text, next.clientId))) {
         this.inFlight = next.clientId;
         next.state = 'sending';
-        this.#confirmTimer = this.#timers.setTimeout(() => this.#timedOut(), CONFIRM_TIMEOUT_MS);
+        this.#confirmTimer = this.#io.timers.setTimeout(() => this.#timedOut(), CONFIRM_TIMEOUT_MS);
       }
     }
-    this.#onChange();
+    this.#io.onChange();
   }
 
   #timedOut() {
@@ -135,7 +119,7 @@ export class Outbox {
   }
 
   #release() {
-    if (this.#confirmTimer) this.#timers.clearTimeout(this.#confirmTimer);
+    if (this.#confirmTimer) this.#io.timers.clearTimeout(this.#confirmTimer);
     this.#confirmTimer = 0;
     this.inFlight = null;
   }

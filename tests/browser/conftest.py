@@ -1,5 +1,6 @@
 """Fixtures for the browser tests: Debian's Chromium through Playwright (sync API), and a
-local gateway subprocess per test module (or per test, for the restart test).
+local gateway subprocess shared by the tests (or one of its own, for the restart test).
+What the tests do with them (join, send, proxy a socket, a second client) is in helpers.py.
 
 Chromium comes from apt (`.ci/run` installs it), not from `playwright install`: the
 tests find it through ``CHROMIUM_PATH`` (default ``/usr/bin/chromium``). Without it they
@@ -151,9 +152,9 @@ def gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
         gw.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gateway(gateway_factory: Callable[[], Gateway]) -> Gateway:
-    """One gateway shared by a module's tests; each test uses its own room."""
+    """One gateway shared by all the browser tests; each test uses its own room."""
     return gateway_factory()
 
 

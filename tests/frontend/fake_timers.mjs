@@ -52,6 +52,16 @@ export function fakeSocket() {
   return sock;
 }
 
+/**
+ * What a state machine is given instead of the world: a fake clock, a fake socket, and
+ * a count of its onChange() calls. `deps` is ready to spread into its constructor.
+ */
+export function rig() {
+  const r = { timers: new FakeTimers(), sock: fakeSocket(), changes: 0 };
+  r.deps = { send: r.sock.send, timers: r.timers, onChange: () => { r.changes += 1; } };
+  return r;
+}
+
 /** A server-style message event (ids sort by time, like the server's). */
 export function message(id, extra = {}) {
   return { type: 'message', id, room: 'r', username: 'ana', text: `text ${id}`,

@@ -4,18 +4,14 @@ import { beforeEach, describe, test } from 'node:test';
 import {
   CATCH_UP_MAX_PAGES, HISTORY_TIMEOUT_MS, HistoryLoader, MAX_RETRIES, RETRY_AFTER_MS,
 } from '../../frontend/js/history.js';
-import { FakeTimers, fakeSocket, message } from './fake_timers.mjs';
+import { message, rig } from './fake_timers.mjs';
 
-let timers;
-let sock;
-let loader;
-let changes;
+let world, timers, sock, loader; // new for every test
 
 beforeEach(() => {
-  timers = new FakeTimers();
-  sock = fakeSocket();
-  changes = 0;
-  loader = new HistoryLoader({ send: sock.send, pageSize: 50, timers, onChange: () => { changes += 1; } });
+  world = rig();
+  ({ timers, sock } = world);
+  loader = new HistoryLoader({ ...world.deps, pageSize: 50 });
 });
 
 const page = (ids, before) => ({ type: 'history', room: 'r', messages: ids.map((id) => message(id)), before });
@@ -25,7 +21,7 @@ describe('the first page', () => {
     loader.connected('');
     assert.deepEqual(sock.sent, [{ action: 'history', limit: 50 }]);
     assert.equal(loader.inflight.kind, 'latest');
-    assert.ok(changes > 0);
+    assert.ok(world.changes > 0);
   });
 
   test('its cursor enables "load older"; a null cursor means the start of the room', () => {

@@ -2,18 +2,14 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
 
 import { CONFIRM_TIMEOUT_MS, Outbox } from '../../frontend/js/outbox.js';
-import { FakeTimers, fakeSocket, message } from './fake_timers.mjs';
+import { message, rig } from './fake_timers.mjs';
 
-let timers;
-let sock;
-let outbox;
-let changes;
+let world, timers, sock, outbox; // new for every test
 
 beforeEach(() => {
-  timers = new FakeTimers();
-  sock = fakeSocket();
-  changes = 0;
-  outbox = new Outbox({ me: 'ana', send: sock.send, timers, onChange: () => { changes += 1; } });
+  world = rig();
+  ({ timers, sock } = world);
+  outbox = new Outbox({ ...world.deps, me: 'ana' });
   outbox.connected();
 });
 
@@ -27,7 +23,7 @@ describe('sending', () => {
     assert.deepEqual(states(), ['c1:sending']);
     assert.equal(outbox.inFlight, 'c1');
     assert.equal(outbox.entries.get('c1').createdAt, '2026-01-01T00:00:00.000Z');
-    assert.ok(changes > 0);
+    assert.ok(world.changes > 0);
   });
 
   test('only one in flight: the next goes when the echo settles the first', () => {
