@@ -287,7 +287,7 @@ function onError(s, data) {
   const message = String(data.message ?? data.code ?? 'error');
   const reason = data.code === 'rate_limited' ? 'sending too fast, wait a moment' : message;
   if (data.client_id && s.outbox.rejected(data.client_id, reason)) return;
-  const loading = s.history.inflight;
+  const loading = s.history.inFlight;
   if (loading && data.code === 'internal' && loading.kind !== 'older') {
     // The room cannot be loaded on this connection (on the local gateway a connection can
     // lose its server-side record, and every frame then fails): a new connection heals it.

@@ -20,7 +20,7 @@ export const CATCH_UP_MAX_PAGES = 20; // beyond 1,000 missed messages, stop pagi
 export class HistoryLoader {
   olderCursor = null; // `before` for "load older"; null until a page says, or at the start
   reachedStart = false; // a `latest` or `older` page came back with `before: null`
-  inflight = null; // the request on the wire, or null
+  inFlight = null; // the request on the wire, or null
   queue = [];
   #io; // what the loader may do: send a frame, set a timer, say it changed
   #pageSize;
@@ -43,7 +43,7 @@ export class HistoryLoader {
   }
 
   get loadingOlder() {
-    return this.inflight?.kind === 'older';
+    return this.inFlight?.kind === 'older';
   }
 
   /**
@@ -75,7 +75,7 @@ export class HistoryLoader {
    * its way when this returns.
    */
   received(data) {
-    const req = this.inflight;
+    const req = this.inFlight;
     if (!req) return null;
     this.#settle();
     const messages = Array.isArray(data?.messages) ? data.messages : [];
@@ -101,7 +101,7 @@ export class HistoryLoader {
    * Returns the kind that failed, or null when nothing was in flight.
    */
   failed({ retry = true } = {}) {
-    const req = this.inflight;
+    const req = this.inFlight;
     if (!req) return null;
     this.#settle();
     const retries = req.retries ?? 0;
@@ -139,12 +139,12 @@ export class HistoryLoader {
   }
 
   #settle() {
-    if (this.inflight) this.#io.timers.clearTimeout(this.inflight.timer);
-    this.inflight = null;
+    if (this.inFlight) this.#io.timers.clearTimeout(this.inFlight.timer);
+    this.inFlight = null;
   }
 
   #pump() {
-    if (this.inflight || !this.queue.length || this.#stopped) {
+    if (this.inFlight || !this.queue.length || this.#stopped) {
       this.#io.onChange();
       return;
     }
@@ -152,7 +152,7 @@ export class HistoryLoader {
     // Offline: the request is dropped; the next `connected()` asks again.
     if (this.#io.send(frames.history(req.before, this.#pageSize))) {
       req.timer = this.#io.timers.setTimeout(() => this.failed(), HISTORY_TIMEOUT_MS);
-      this.inflight = req;
+      this.inFlight = req;
     }
     this.#io.onChange();
   }

@@ -33,10 +33,6 @@ export class Outbox {
     return this.entries.size;
   }
 
-  has(clientId) {
-    return this.entries.has(clientId);
-  }
-
   /** A message the user just wrote: shown at once, sent when its turn comes. */
   add(clientId, text, now = new Date()) {
     this.entries.set(clientId, { clientId, text, state: 'queued', error: '', createdAt: now.toISOString() });

@@ -20,7 +20,7 @@ describe('the first page', () => {
   test('connecting asks for the newest page, without a cursor', () => {
     loader.connected('');
     assert.deepEqual(sock.sent, [{ action: 'history', limit: 50 }]);
-    assert.equal(loader.inflight.kind, 'latest');
+    assert.equal(loader.inFlight.kind, 'latest');
     assert.ok(world.changes > 0);
   });
 
@@ -32,7 +32,7 @@ describe('the first page', () => {
     assert.equal(loader.olderCursor, '02');
     assert.equal(loader.canLoadOlder, true);
     assert.equal(loader.reachedStart, false);
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
 
     loader.loadOlder();
     loader.received(page(['01'], null));
@@ -56,7 +56,7 @@ describe('the first page', () => {
     loader.connected('');
     loader.disconnected();
     loader.connected('05');
-    assert.equal(loader.inflight.kind, 'latest');
+    assert.equal(loader.inFlight.kind, 'latest');
     assert.deepEqual(sock.sent.at(-1), { action: 'history', limit: 50 });
   });
 });
@@ -86,11 +86,11 @@ describe('one request at a time', () => {
   test('offline, the request is dropped: the next connection asks again', () => {
     sock.open = false;
     loader.connected('');
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
     assert.deepEqual(loader.queue, []);
     sock.open = true;
     loader.connected('');
-    assert.equal(loader.inflight.kind, 'latest');
+    assert.equal(loader.inFlight.kind, 'latest');
   });
 });
 
@@ -136,13 +136,13 @@ describe('timeouts and retries', () => {
   test('no reply in time fails the request and retries it a little later', () => {
     loader.connected('');
     timers.tick(HISTORY_TIMEOUT_MS - 1);
-    assert.equal(loader.inflight.kind, 'latest');
+    assert.equal(loader.inFlight.kind, 'latest');
     timers.tick(1);
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
     assert.equal(sock.sent.length, 1);
     timers.tick(RETRY_AFTER_MS);
     assert.equal(sock.sent.length, 2);
-    assert.equal(loader.inflight.kind, 'latest');
+    assert.equal(loader.inFlight.kind, 'latest');
   });
 
   test('a late reply after the timeout is ignored', () => {
@@ -156,7 +156,7 @@ describe('timeouts and retries', () => {
     loader.connected('');
     for (let i = 0; i < MAX_RETRIES + 2; i += 1) timers.tick(HISTORY_TIMEOUT_MS + RETRY_AFTER_MS);
     assert.equal(sock.sent.length, 1 + MAX_RETRIES);
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
     assert.equal(timers.pending, 0);
   });
 
@@ -177,7 +177,7 @@ describe('reconnecting', () => {
   test('a disconnect forgets the request in flight, its timeout and the queue', () => {
     loader.connected('');
     loader.disconnected();
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
     assert.deepEqual(loader.queue, []);
     assert.equal(timers.pending, 0);
     // The old socket's reply can no longer land on anything.
@@ -193,7 +193,7 @@ describe('reconnecting', () => {
     loader.connected('');
     timers.tick(RETRY_AFTER_MS); // when the cancelled retry would have gone
     assert.equal(sock.sent.length, 2);
-    assert.equal(loader.inflight.retries, undefined); // the new connection's own request
+    assert.equal(loader.inFlight.retries, undefined); // the new connection's own request
   });
 
   test('stop() sends nothing more', () => {
@@ -217,14 +217,14 @@ describe('catching up after a reconnect', () => {
   test('it pages back from the newest message until it reaches the last id seen', () => {
     loader.connected('11');
     assert.deepEqual(sock.sent, [{ action: 'history', limit: 50 }]);
-    assert.equal(loader.inflight.kind, 'catchup');
+    assert.equal(loader.inFlight.kind, 'catchup');
     let got = loader.received(page(['15', '16'], '15'));
     assert.equal(got.kind, 'catchup');
     assert.deepEqual(sock.sent[1], { action: 'history', before: '15', limit: 50 });
     got = loader.received(page(['11', '12', '13', '14'], '11'));
     assert.deepEqual(got.messages.map((m) => m.id), ['11', '12', '13', '14']);
     assert.equal(sock.sent.length, 2); // reached '11': stop
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
   });
 
   test('the catch-up leaves the "load older" cursor where it was', () => {
@@ -251,10 +251,10 @@ describe('catching up after a reconnect', () => {
     loader.connected('11');
     for (let n = 0; n < CATCH_UP_MAX_PAGES + 5; n += 1) {
       const oldest = String(900 - n);
-      if (loader.inflight) loader.received(page([oldest], oldest));
+      if (loader.inFlight) loader.received(page([oldest], oldest));
     }
     assert.equal(sock.sent.length, CATCH_UP_MAX_PAGES);
-    assert.equal(loader.inflight, null);
+    assert.equal(loader.inFlight, null);
   });
 
   test('the next catch-up page goes before a queued "load older"', () => {
@@ -262,7 +262,7 @@ describe('catching up after a reconnect', () => {
     loader.loadOlder();
     loader.received(page(['15', '16'], '15'));
     assert.deepEqual(sock.sent[1], { action: 'history', before: '15', limit: 50 });
-    assert.equal(loader.inflight.kind, 'catchup');
+    assert.equal(loader.inFlight.kind, 'catchup');
     loader.received(page(['11', '12'], '11'));
     assert.deepEqual(sock.sent[2], { action: 'history', before: '10', limit: 50 });
     assert.equal(loader.loadingOlder, true);
@@ -274,6 +274,6 @@ describe('catching up after a reconnect', () => {
     loader.failed();
     timers.tick(RETRY_AFTER_MS);
     assert.deepEqual(sock.sent.at(-1), { action: 'history', before: '15', limit: 50 });
-    assert.equal(loader.inflight.pages, 2);
+    assert.equal(loader.inFlight.pages, 2);
   });
 });
