@@ -1,0 +1,72 @@
+"""The Lambda functions: one per declared function, its runtime, layer, code, logs, env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from chat.config import CALLBACK_URL_ENV
+from chat.functions import FUNCTIONS, Function
+from infra.settings import DEFAULTS
+from tests.infra.conftest import CONTEXT, ROUTES, Synth, function_for, ref_id, table_ids
+
+
+def test_one_function_per_route_on_arm64_python313(template: Template) -> None:
+    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS) + 1)  # + BucketDeployment
+    for route in FUNCTIONS:
+        template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {
+                "Handler": route.handler,
+                "Runtime": "python3.13",
+                "Architectures": ["arm64"],
+                "MemorySize": route.memory_mb,
+                "Timeout": route.timeout_s,
+                "LoggingConfig": {"LogGroup": {"Ref": Match.any_value()}},
+                "Layers": [{"Ref": Match.string_like_regexp("Powertools|powertools")}],
+                "ReservedConcurrentExecutions": Match.absent(),
+            },
+        )
+
+
+def test_powertools_layer_comes_from_the_public_ssm_parameter(synth: Synth) -> None:
+    parameters = synth.raw["Parameters"]
+    (name,) = [k for k in parameters if "powertools" in k.lower()]
+    assert parameters[name] == {
+        "Type": "AWS::SSM::Parameter::Value<String>",
+        "Default": "/aws/service/powertools/python/arm64/python3.13/latest",
+    }
+
+
+def test_functions_share_one_code_asset(resources: dict[str, Any]) -> None:
+    keys = {function_for(resources, r)[1]["Properties"]["Code"]["S3Key"] for r in ROUTES}
+    assert len(keys) == 1
+
+
+def test_function_logs_have_retention(resources: dict[str, Any]) -> None:
+    for route in ROUTES:
+        _, function = function_for(resources, route)
+        group = resources[ref_id(function["Properties"]["LoggingConfig"]["LogGroup"])]
+        assert group["Properties"]["RetentionInDays"] == DEFAULTS["log_retention_days"]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda f: f.name)
+def test_function_environment_follows_the_route(resources: dict[str, Any], route: Function) -> None:
+    _, function = function_for(resources, route)
+    # A copy: the template is shared by the whole session, and this test pops from it.
+    env = dict(function["Properties"]["Environment"]["Variables"])
+    tables = table_ids(resources)
+    expected = {spec.env_var: {"Ref": tables[spec]} for spec in route.tables}
+    for name, value in expected.items():
+        assert env.pop(name) == value
+    callback = env.pop(CALLBACK_URL_ENV, None)
+    if route.posts_to_connections:
+        parts = callback["Fn::Join"][1]
+        assert parts[0] == "https://" and parts[-1] == f"/{DEFAULTS['stage_name']}"
+        assert ".execute-api." in parts
+    else:
+        assert callback is None
+    # The rest: exactly the deploy settings it declares, with the context's values.
+    assert env == {s.env_var: str(CONTEXT[s.key]) for s in route.settings}
