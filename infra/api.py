@@ -14,6 +14,7 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -23,11 +24,14 @@ from chat.functions import (
     FUNCTIONS,
     MOCK_ROUTES,
     ROUTE_SELECTION_EXPRESSION,
+    SEND_MESSAGE_ACTION,
     Function,
+    QueueConsumer,
     Route,
     pascal_case,
 )
 from infra.data import ChatTables
+from infra.queues import ChatQueues
 from infra.settings import StackSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -73,10 +77,17 @@ class ChatApi(Construct):
     """WebSocket API, its auto-deployed stage, and the functions behind its routes."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, data: ChatTables, settings: StackSettings
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: ChatTables,
+        queues: ChatQueues,
+        settings: StackSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self._data = data
+        self._queues = queues
         self._settings = settings
 
         self.api = apigwv2.WebSocketApi(
@@ -109,6 +120,7 @@ class ChatApi(Construct):
         self._environment_values: dict[str, str] = {
             **{spec.env_var: name for spec, name in data.names().items()},
             CALLBACK_URL_ENV: self.stage.callback_url,
+            **queues.urls(),
             **settings.function_settings,
         }
         # Keyed by chat.functions' logical names ("NewMessage").
@@ -179,6 +191,12 @@ class ChatApi(Construct):
         if declared.posts_to_connections:
             # Scoped to this stage's @connections, not to every stage of the API.
             self.stage.grant_management_api_access(role)
+        for spec in declared.sends_to:
+            # SendMessage only (it covers SendMessageBatch), not grant_send_messages'
+            # GetQueueAttributes/GetQueueUrl: the function is given the URL.
+            role.add_to_principal_policy(iam.PolicyStatement(
+                actions=[SEND_MESSAGE_ACTION], resources=[self._queues.queues[spec].queue_arn]
+            ))
         return function
 
     def _add_trigger(self, declared: Function, function: lambda_.Function) -> None:
@@ -190,6 +208,16 @@ class ChatApi(Construct):
                     f"{declared.name}Integration", function
                 ),
             )
+            return
+        if isinstance(trigger, QueueConsumer):
+            # The event source mapping grants the function what polling needs (receive,
+            # delete, change visibility, queue attributes) on this queue only.
+            function.add_event_source(event_sources.SqsEventSource(
+                self._queues.queues[trigger.queue],
+                batch_size=trigger.batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=int(self._settings.trigger_settings[trigger.max_concurrency.key]),
+            ))
             return
         raise NotImplementedError(f"{declared.name}: no CDK wiring for {trigger!r} yet")
 

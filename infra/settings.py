@@ -66,6 +66,8 @@ class StackSettings:
     powertools_version: str
     # chat.config.SETTINGS: environment variable -> value, for the functions that read it.
     function_settings: dict[str, str]
+    # chat.config.SETTINGS of triggers (no environment variable): key -> value.
+    trigger_settings: dict[str, int]
 
     @classmethod
     def from_context(cls, node: Node) -> StackSettings:
@@ -89,5 +91,11 @@ class StackSettings:
             function_settings={
                 setting.env_var: str(_positive(setting.key, get(setting.key)))
                 for setting in FUNCTION_SETTINGS
+                if setting.env_var
+            },
+            trigger_settings={
+                setting.key: _positive(setting.key, get(setting.key))
+                for setting in FUNCTION_SETTINGS
+                if not setting.env_var
             },
         )

@@ -11,6 +11,7 @@ from infra.api import ChatApi
 from infra.data import ChatTables
 from infra.frontend import Frontend
 from infra.nag import acknowledge_findings
+from infra.queues import ChatQueues
 from infra.settings import StackSettings
 
 
@@ -26,7 +27,10 @@ class ChatStack(Stack):
         settings = StackSettings.from_context(self.node)
 
         self.data = ChatTables(self, "Data", destroy=settings.destroy)
-        self.chat_api = ChatApi(self, "Api", data=self.data, settings=settings)
+        self.queues = ChatQueues(self, "Queues")
+        self.chat_api = ChatApi(
+            self, "Api", data=self.data, queues=self.queues, settings=settings
+        )
         websocket_url = self.chat_api.stage.url  # wss://{api}.execute-api.{region}.../{stage}
         self.frontend = Frontend(
             self,

@@ -85,7 +85,9 @@ def settings_from_args(argv: list[str] | None = None) -> GatewaySettings:
         handler_timeout_s=a.handler_timeout,
         max_concurrency=a.max_concurrency,
         save_interval_s=a.save_interval,
-        function_settings={s.env_var: str(getattr(a, s.key)) for s in FUNCTION_SETTINGS},
+        function_settings={
+            s.env_var: str(getattr(a, s.key)) for s in FUNCTION_SETTINGS if s.env_var},
+        trigger_settings={s.key: getattr(a, s.key) for s in FUNCTION_SETTINGS if not s.env_var},
     )
 
 

@@ -5,8 +5,9 @@ One port serves what a deployed stack spreads over several hosts: the page
 (``routing``), the Management API (``management_api``, ``/local/@connections/{id}``).
 The functions are the deployed ones, declared once in ``chat.functions`` and run by
 ``lambda_service`` in Lambda-like processes (``runtime``) against moto's DynamoDB
-(``dynamodb``); ``state`` keeps the tables across restarts. This module only builds
-those parts and starts and stops them in order.
+(``dynamodb``) and SQS (``event_sources``, which also polls the queues for the
+functions they trigger); ``state`` keeps the tables across restarts. This module only
+builds those parts and starts and stops them in order.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from chat.config import CALLBACK_URL_ENV
-from chat.functions import FUNCTIONS, MOCK_ROUTES, Function
+from chat.functions import FUNCTIONS, MOCK_ROUTES, Function, QueueConsumer
+from chat.queues import QUEUES
 from chat.tables import TABLES, TableSpec
 from local_gateway import runtime
 from local_gateway.dynamodb import DUMMY_CREDENTIALS, LocalDynamoDB
+from local_gateway.event_sources import LocalQueues, SqsPoller
 from local_gateway.events import STAGE, ConnectionInfo, new_gateway_id
 from local_gateway.lambda_service import LambdaService
 from local_gateway.management_api import ManagementApi
@@ -56,6 +59,8 @@ class Gateway:
         self.functions = tuple(functions)
         self.mock_routes = dict(mock_routes)
         self.dynamodb = LocalDynamoDB(tables)
+        self.queues = LocalQueues(QUEUES, self.settings.queue_visibility_timeout_s)
+        self.pollers: list[SqsPoller] = []
         self._connection_ids = connection_ids
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -90,6 +95,7 @@ class Gateway:
         return {
             **{spec.env_var: name for spec, name in self.dynamodb.table_names.items()},
             CALLBACK_URL_ENV: self.callback_url,
+            **self.queues.env(),
             **self.settings.function_settings,
         }
 
@@ -118,6 +124,8 @@ class Gateway:
         sock = self._bind()
         self.port = sock.getsockname()[1]
         await loop.run_in_executor(None, self.dynamodb.start)
+        # SQS on the same moto server as DynamoDB (it serves every service).
+        await loop.run_in_executor(None, self.queues.start, self.dynamodb.endpoint_url)
 
         self.lambdas = LambdaService(
             self.functions, s,
@@ -141,6 +149,12 @@ class Gateway:
                                      shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
+        for fn in self.functions:
+            if isinstance(fn.trigger, QueueConsumer):
+                concurrency = s.trigger_settings[fn.trigger.max_concurrency.key]
+                self.pollers.append(SqsPoller(self.lambdas, fn, self.queues, concurrency))
+        for poller in self.pollers:
+            poller.start()
         if self.state is not None:
             self.state.start()
             self.state.recover(orphans)
@@ -172,6 +186,8 @@ class Gateway:
                                timeout=(self.settings.handler_timeout_s or timeout) / 2)
         if self._runner is not None:
             await self._runner.cleanup()
+        for poller in self.pollers:
+            await poller.stop()
         if self.state is not None:
             await self.state.stop()
         loop = asyncio.get_running_loop()

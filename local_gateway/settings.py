@@ -11,8 +11,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_function_settings() -> dict[str, str]:
-    """``chat.config.SETTINGS`` at their defaults, as the CDK app deploys them."""
-    return {setting.env_var: str(setting.default) for setting in FUNCTION_SETTINGS}
+    """``chat.config.SETTINGS`` that functions read, at their defaults, by variable."""
+    return {s.env_var: str(s.default) for s in FUNCTION_SETTINGS if s.env_var}
+
+
+def default_trigger_settings() -> dict[str, int]:
+    """``chat.config.SETTINGS`` of triggers (no variable), at their defaults, by key."""
+    return {s.key: s.default for s in FUNCTION_SETTINGS if not s.env_var}
 
 
 @dataclass
@@ -37,3 +42,7 @@ class GatewaySettings:
     extra_sys_path: tuple[str, ...] = ()  # prepended in the environments (test handlers)
     # The deploy settings functions read (chat.config.SETTINGS): env var -> value.
     function_settings: dict[str, str] = field(default_factory=default_function_settings)
+    # The deploy settings of triggers (event source concurrency): key -> value.
+    trigger_settings: dict[str, int] = field(default_factory=default_trigger_settings)
+    # None: each queue's own (chat.queues); tests shorten it to see redelivery sooner.
+    queue_visibility_timeout_s: int | None = None

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from chat.functions import FUNCTIONS, MOCK_ROUTES, Function, routes
+from chat.functions import FUNCTIONS, MOCK_ROUTES, Function, QueueConsumer, routes
+from local_gateway.event_sources import SqsPoller, sqs_event
 from local_gateway.events import (
     ConnectionInfo,
     connect_event,
@@ -260,6 +261,11 @@ class ScriptedConnections(ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up on a late answer (a read timeout) is what "slow" tests.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         """The callback URL (``CALLBACK_URL``) the functions post through."""
@@ -296,11 +302,16 @@ class InProcessStage:
     ) -> None:
         self.connections = connections
         self.domain, self.api_id, self.stage = domain, api_id, stage
-        self.routes = routes(tuple(functions))
+        self.functions = tuple(functions)
+        self.routes = routes(self.functions)
         self.open: dict[str, ConnectionInfo] = {}
 
     def _invoke(self, route_key: str, event: dict[str, Any]) -> Any:
-        fn = self.routes[route_key]
+        return self.invoke(self.routes[route_key], event)
+
+    @staticmethod
+    def invoke(fn: Function, event: dict[str, Any]) -> Any:
+        """Invoke a declared function here, with a Lambda-like context."""
         module, _, name = fn.handler.rpartition(".")
         handler = getattr(importlib.import_module(module), name)
         context = LambdaContext(
@@ -357,3 +368,44 @@ class InProcessStage:
 
     def take(self, cid: str) -> list[dict[str, Any]]:
         return self.connections.take(cid)
+
+    def run_queue(self, sqs: Any, queue_url: str, *, timeout_s: float = 60) -> int:
+        """Be the SQS event source of the queue's consumer until the queue is empty.
+
+        Receives as Lambda's event source does (``local_gateway.event_sources``: the same
+        event and the same deletion of what succeeded), invokes the consumer in this
+        process, and returns how many batches it ran. Messages that failed come back
+        after their visibility timeout; delayed ones when their delay ends.
+        """
+        batches = 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.run_queue_once(sqs, queue_url):
+                batches += 1
+                continue
+            attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])
+            waiting = sum(int(attrs["Attributes"].get(name, 0)) for name in (
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed"))
+            if waiting == 0:
+                return batches
+            time.sleep(0.05)
+        raise TimeoutError(f"{queue_url} still had work after {timeout_s} s")
+
+    def run_queue_once(self, sqs: Any, queue_url: str) -> bool:
+        """Receive one batch and hand it to the consumer; False when none was visible."""
+        (consumer,) = [fn for fn in self.functions if isinstance(fn.trigger, QueueConsumer)]
+        assert isinstance(consumer.trigger, QueueConsumer)
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=consumer.trigger.batch_size,
+            AttributeNames=["All"], WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not messages:
+            return False
+        try:
+            response = self.invoke(consumer, sqs_event(messages, queue_url))
+        except BaseException:  # a crashed invocation (even SystemExit): nothing is deleted
+            response = None
+        for message in SqsPoller.succeeded(messages, response):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return True

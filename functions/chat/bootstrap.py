@@ -22,9 +22,10 @@ from typing import Any
 
 import boto3
 
-from chat.adapters import dynamodb, management_api
+from chat.adapters import dynamodb, management_api, queue
 from chat.adapters.dynamodb import Store
 from chat.adapters.management_api import ManagementApi
+from chat.adapters.queue import FanoutQueue
 from chat.config import FunctionConfig
 from chat.service import Chat
 
@@ -40,6 +41,14 @@ class Services:
     store: Store
     pool: ThreadPoolExecutor
     _apis: dict[str, ManagementApi] = field(default_factory=dict)
+    _queue: FanoutQueue | None = None
+
+    def queue(self) -> FanoutQueue | None:
+        """The fan-out queue, for functions given its URL; its client is made on first use."""
+        if self._queue is None and self.config.fanout_queue_url:
+            client = boto3.client("sqs", config=queue.CLIENT_CONFIG)
+            self._queue = FanoutQueue(client, self.config.fanout_queue_url)
+        return self._queue
 
     def connections(self, endpoint_url: str) -> ManagementApi:
         """The Management API of one stage (a process normally only ever sees one)."""
@@ -85,19 +94,31 @@ def use(replacement: Services | None) -> None:
     _services = replacement
 
 
-def callback_url(config: FunctionConfig, api_id: str, stage: str) -> str:
+def callback_url(config: FunctionConfig, api_id: str | None, stage: str | None) -> str:
     """The Management API endpoint: configured, or built from the event's API and stage.
 
     Built from ``apiId``, region and ``stage`` rather than ``domainName``: behind a custom
     domain, ``domainName`` is the custom name, which does not serve ``@connections``.
+    A function that is not a route (the fan-out worker) has no such event: its host
+    always sets ``CALLBACK_URL``.
     """
     if config.callback_url:
         return config.callback_url
+    if not (api_id and stage):
+        raise RuntimeError("CALLBACK_URL is not set and there is no API event to build it from")
     return f"https://{api_id}.execute-api.{config.region}.amazonaws.com/{stage}"
 
 
-def chat(api_id: str, stage: str, remaining_ms: int | None = None) -> Chat:
-    """The chat for one invocation of a route of stage ``stage`` of API ``api_id``.
+def remaining_ms(context: Any) -> int | None:
+    """The invocation's time left, from a Lambda context (None without one)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() if callable(remaining) else None
+
+
+def chat(
+    remaining_ms: int | None = None, *, api_id: str | None = None, stage: str | None = None
+) -> Chat:
+    """The chat for one invocation; ``api_id``/``stage`` of the route's event, if any.
 
     ``remaining_ms``: the invocation's time left (the Lambda context's); fan-out stops
     waiting ``DEADLINE_MARGIN_MS`` before it runs out.
@@ -109,6 +130,8 @@ def chat(api_id: str, stage: str, remaining_ms: int | None = None) -> Chat:
     return Chat(
         s.store,
         s.connections(callback_url(s.config, api_id, stage)),
+        queue=s.queue(),
+        shard_size=s.config.fanout_shard_size,
         rate_limit=s.config.rate_limit,
         deadline=deadline,
     )

@@ -13,7 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chat.model import RateLimit
+from chat.model import DEFAULT_SHARD_SIZE, RateLimit
+from chat.queues import FANOUT_QUEUE
 from chat.tables import CONNECTIONS, MESSAGES
 
 # The stage's callback URL (``https://…/<stage>``), the endpoint of the API Gateway
@@ -30,7 +31,7 @@ class Setting:
     """
 
     key: str
-    env_var: str
+    env_var: str | None  # None: a setting of the function's trigger, not its code
     default: int
     help: str
 
@@ -51,7 +52,18 @@ FANOUT_CONCURRENCY = Setting(
     "fanout_concurrency", "FANOUT_CONCURRENCY", 16,
     "posts to @connections in flight at once per invocation (and its HTTP pool size)",
 )
-SETTINGS: tuple[Setting, ...] = (RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY)
+FANOUT_SHARD_SIZE = Setting(
+    "fanout_shard_size", "FANOUT_SHARD_SIZE", DEFAULT_SHARD_SIZE,
+    "connections per shard of a room; a room beyond one shard fans out through the queue",
+)
+FANOUT_WORKERS = Setting(
+    "fanout_worker_concurrency", None, 5,
+    "fan-out workers at once: the SQS event source's maximum concurrency (2-1000)",
+)
+SETTINGS: tuple[Setting, ...] = (
+    RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE,
+    FANOUT_WORKERS,
+)
 
 
 @dataclass(frozen=True)
@@ -65,11 +77,13 @@ class FunctionConfig:
     region: str
     rate_limit: RateLimit
     fanout_concurrency: int
+    fanout_shard_size: int
+    fanout_queue_url: str  # empty: this function does not use the queue
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> FunctionConfig:
         def number(setting: Setting) -> int:
-            raw = environ.get(setting.env_var, "")
+            raw = environ.get(setting.env_var or "", "")
             return int(raw) if raw.strip() else setting.default
 
         return cls(
@@ -79,4 +93,6 @@ class FunctionConfig:
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             rate_limit=RateLimit(number(RATE_LIMIT_MESSAGES), number(RATE_LIMIT_WINDOW)),
             fanout_concurrency=number(FANOUT_CONCURRENCY),
+            fanout_shard_size=number(FANOUT_SHARD_SIZE),
+            fanout_queue_url=environ.get(FANOUT_QUEUE.env_var, ""),
         )

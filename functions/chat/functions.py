@@ -23,10 +23,13 @@ from typing import Literal
 from chat.config import (
     CALLBACK_URL_ENV,
     FANOUT_CONCURRENCY,
+    FANOUT_SHARD_SIZE,
+    FANOUT_WORKERS,
     RATE_LIMIT_MESSAGES,
     RATE_LIMIT_WINDOW,
     Setting,
 )
+from chat.queues import FANOUT_QUEUE, QueueSpec
 from chat.tables import CONNECTIONS, MESSAGES, TableSpec
 
 Access = Literal["read", "append", "read_write"]
@@ -46,6 +49,7 @@ ACCESS_ACTIONS: Mapping[Access, tuple[str, ...]] = {
     "read_write": READ_ACTIONS + WRITE_ACTIONS,
 }
 MANAGE_CONNECTIONS_ACTION = "execute-api:ManageConnections"
+SEND_MESSAGE_ACTION = "sqs:SendMessage"  # SendMessageBatch is authorized as SendMessage
 
 # Every function's size unless it says otherwise.
 # 256 MB: Lambda gives CPU in proportion to memory, and a cold start imports boto3
@@ -88,12 +92,12 @@ class ConnectAuthorizer:
 
 @dataclass(frozen=True)
 class QueueConsumer:
-    """An SQS event source mapping (partial batch failures reported by the function)."""
+    """An SQS event source mapping; the function reports partial batch failures."""
 
-    queue: str  # logical name of the queue (declared with the queue's settings)
-    batch_size: int = 10
-    # Lambda's event source "maximum concurrency" (2 is its minimum); a deploy setting.
-    max_concurrency: int = 2
+    queue: QueueSpec
+    batch_size: int
+    # The event source's "maximum concurrency" (Lambda's minimum is 2): a deploy setting.
+    max_concurrency: Setting
 
 
 Trigger = Route | ConnectAuthorizer | QueueConsumer
@@ -112,6 +116,7 @@ class Function:
     description: str
     tables: Mapping[TableSpec, Access] = field(default_factory=dict)
     posts_to_connections: bool = False  # calls @connections (CALLBACK_URL, ManageConnections)
+    sends_to: tuple[QueueSpec, ...] = ()  # queues it sends to (their URLs, sqs:SendMessage)
     settings: tuple[Setting, ...] = ()  # deploy settings it reads from its environment
     memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: int = DEFAULT_TIMEOUT_S
@@ -134,7 +139,8 @@ class Function:
         names = [spec.env_var for spec in self.tables]
         if self.posts_to_connections:
             names.append(CALLBACK_URL_ENV)
-        names += [setting.env_var for setting in self.settings]
+        names += [queue.env_var for queue in self.sends_to]
+        names += [setting.env_var for setting in self.settings if setting.env_var]
         return tuple(names)
 
     def environment(self, values: Mapping[str, str]) -> dict[str, str]:
@@ -161,10 +167,10 @@ def _route(key: str, handler: str, description: str, **kwargs: object) -> Functi
     )
 
 
-FUNCTIONS: tuple[Function, ...] = (
+ROUTE_FUNCTIONS: tuple[Function, ...] = (
     _route(
         "$connect", "connect", "Validate username/room, record the connection, announce the join",
-        tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
+        tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE),
     ),
     _route(
         "$disconnect", "disconnect", "Forget the connection, announce the leave",
@@ -173,10 +179,12 @@ FUNCTIONS: tuple[Function, ...] = (
     _route("$default", "default", "Answer frames with bad JSON or an unknown action"),
     # read_write on Connections: the per-connection rate limit and removing gone peers;
     # append on Messages: a message is put once (and read back for a retry), never changed.
+    # Beyond one shard, the room's other shards go to the fan-out queue.
     _route(
         "new_message", "new_message", "Store a message once and broadcast it to the room",
         tables={CONNECTIONS: "read_write", MESSAGES: "append"},
-        settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY),
+        sends_to=(FANOUT_QUEUE,),
+        settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE),
     ),
     _route(
         "history", "history", "Page through a room's messages, newest first",
@@ -189,6 +197,25 @@ FUNCTIONS: tuple[Function, ...] = (
         tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
     ),
 )
+
+FANOUT_WORKER = Function(
+    name="FanoutWorker",
+    handler="chat.handlers.fanout_worker.handler",
+    # One shard per invocation: a shard gets the whole timeout, and parallelism comes
+    # from the event source's concurrency.
+    trigger=QueueConsumer(FANOUT_QUEUE, batch_size=1, max_concurrency=FANOUT_WORKERS),
+    description="Post a big room's message to one shard; re-queue what API Gateway refused",
+    # read_write on Connections: read the shard, remove connections that answer 410.
+    tables={CONNECTIONS: "read_write"},
+    posts_to_connections=True,
+    sends_to=(FANOUT_QUEUE,),  # re-queues exactly what it could not deliver
+    settings=(FANOUT_CONCURRENCY,),
+    # Long enough to wait out API Gateway's throttle for a while; what is left then goes
+    # back on the queue (FANOUT_QUEUE's visibility timeout is six times this).
+    timeout_s=30,
+)
+# Every function of the chat: what both hosts build.
+FUNCTIONS: tuple[Function, ...] = (*ROUTE_FUNCTIONS, FANOUT_WORKER)
 
 # Routes API Gateway answers itself (a MOCK integration): route key -> the JSON reply.
 MOCK_ROUTES: Mapping[str, str] = {"ping": '{"type": "pong"}'}

@@ -19,6 +19,7 @@ class Connection:
     username: str
     room: str
     connected_at: int = 0  # epoch ms
+    shard: int = 0  # which of the room's member shards lists it (see RoomLayout)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,57 @@ class Message:
     text: str
     created_at: str  # ISO 8601 UTC with milliseconds
     client_id: str | None = None
+
+
+# A shard's worth of members by default: what one invocation posts to in about a second
+# (bench/fanout.py), so a room of up to this many never needs the queue.
+DEFAULT_SHARD_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class RoomLayout:
+    """How a room's connections are spread over shards of at most ``shard_size``.
+
+    Every room starts with shard 0, the only one a small room ever has: its members are
+    read with one Query and posted to in-line, as always. A join goes to the first shard
+    that is not full, so a room only spreads to more shards once it outgrows one, and
+    fills shard 0 again first as it shrinks. ``counts`` are the connections each shard
+    holds (kept by joins and leaves; a connection whose ``$disconnect`` never came still
+    counts until its shard is next read, see ``chat.adapters.dynamodb``).
+    """
+
+    counts: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def connections(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def sharded(self) -> bool:
+        """More than shard 0 holds connections: messages go through the fan-out queue."""
+        return any(n > 0 for shard, n in self.counts.items() if shard > 0)
+
+    def other_shards(self) -> list[int]:
+        """Shards besides 0 that hold anyone, in order."""
+        return sorted(shard for shard, n in self.counts.items() if shard > 0 and n > 0)
+
+
+@dataclass(frozen=True)
+class ShardWork:
+    """One item of the fan-out queue: an event for the members of one shard of a room.
+
+    ``connection_ids`` set: only those (what a worker could not deliver, re-queued);
+    unset: every member of the shard, read when the item is handled. ``skip``: a
+    connection that already has it (the sender, answered in-line). ``attempt`` counts
+    the re-queues, for the backoff and the give-up.
+    """
+
+    room: str
+    shard: int
+    event: str  # the encoded event, exactly the bytes to post
+    skip: str | None = None
+    connection_ids: tuple[str, ...] | None = None
+    attempt: int = 0
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ TEXT_MAX = 4000
 CLIENT_ID_MAX = 64
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 100
+WHO_MAX_USERS = 100  # 100 names of at most 32 characters: well inside a 128 KB frame
 _USERNAME_PUNCTUATION = frozenset("_.-")
 # The same username rule for JavaScript (``u`` flag): Unicode letters, Nd digits, _ . -
 USERNAME_PATTERN_JS = r"^[\p{L}\p{Nd}_.-]+$"
@@ -238,8 +239,16 @@ def history_event(room: str, messages: list[Message], before: str | None) -> dic
     }
 
 
-def who_event(room: str, usernames: list[str]) -> dict[str, Any]:
-    return {"type": "who", "room": room, "users": sorted(set(usernames))}
+def who_event(room: str, usernames: list[str], count: int | None = None) -> dict[str, Any]:
+    """``users``: sorted, unique, at most ``WHO_MAX_USERS`` (a big room's list would not
+    fit in one frame); ``count``: how many there are (default: the unique names)."""
+    users = sorted(set(usernames))
+    return {
+        "type": "who",
+        "room": room,
+        "users": users[:WHO_MAX_USERS],
+        "count": len(users) if count is None else count,
+    }
 
 
 def presence_event(room: str, username: str, event: str) -> dict[str, Any]:

@@ -1,18 +1,28 @@
 """The chat rules: who may say what, what is stored, and who receives which event.
 
-Pure Python over two ports: a ``store`` (``chat.adapters.dynamodb.Store`` in
-production) and ``connections`` (``chat.adapters.management_api.ManagementApi``). It
-works in ``chat.model``'s terms and never sees boto3, HTTP or Lambda events, so the
-rules can be read, and tested, on their own. ``chat.bootstrap`` builds it.
+Pure Python over three ports: a ``store`` (``chat.adapters.dynamodb.Store`` in
+production), ``connections`` (``chat.adapters.management_api.ManagementApi``) and the
+fan-out ``queue`` (``chat.adapters.queue.FanoutQueue``). It works in ``chat.model``'s
+terms and never sees boto3, HTTP or Lambda events, so the rules can be read, and
+tested, on their own. ``chat.bootstrap`` builds it.
+
+Big rooms. A room's connections are listed in shards of at most ``shard_size``
+(``chat.model.RoomLayout``). A room within shard 0 is handled in-line, as it always was:
+one Query, one fan-out. Beyond it, ``new_message`` answers the sender and posts to shard
+0 itself, then puts one work item per other shard on the queue; the fan-out worker
+(``deliver``) posts each shard. ``typing`` and ``presence`` are not sent in such rooms
+(PROTOCOL.md), and ``who`` gives a count and a capped list.
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from chat.model import (
+    DEFAULT_SHARD_SIZE,
     Connection,
     Delivery,
     Member,
@@ -20,6 +30,8 @@ from chat.model import (
     MessageNotStored,
     PostOutcome,
     RateLimit,
+    RoomLayout,
+    ShardWork,
     StorageError,
     UnknownConnection,
 )
@@ -44,14 +56,25 @@ _BUCKET_MS = 100  # rate-limit resolution
 # How long a new connection may still be inside its own $connect (the Lambda timeout is
 # 10 s): posts to it answer 410 meanwhile, which must not be taken for "gone".
 CONNECT_GRACE_MS = 15_000
+# The fan-out worker: re-queues of what it could not deliver before giving up, and the
+# backoff between rounds of posts API Gateway refused (429).
+MAX_REQUEUES = 8
+# Worst case of one post: connect and read timeouts, plus a retry's backoff.
+_POST_WORST_CASE_S = 3.5
+# Posts per post_many call in the worker (between checks of the time left), and rounds
+# of retrying what API Gateway refused within one invocation.
+_CHUNK = 256
+_MAX_ROUNDS = 12
+_RETRY_BASE_S = 0.2
+_RETRY_CAP_S = 4.0
 
 
 class StorePort(Protocol):
-    def add_connection(self, conn: Connection) -> None: ...
+    def add_connection(self, conn: Connection, shard_size: int) -> Connection: ...
     def get_connection(self, connection_id: str) -> Connection | None: ...
     def remove_connection(self, connection_id: str) -> Connection | None: ...
-    def remove_member(self, room: str, connection_id: str) -> None: ...
-    def room_members(self, room: str) -> list[Member]: ...
+    def remove_member(self, room: str, connection_id: str, shard: int = 0) -> None: ...
+    def room_shard(self, room: str, shard: int = 0) -> tuple[list[Member], RoomLayout]: ...
     def count_frame(
         self, connection_id: str, bucket: int, since_bucket: int
     ) -> tuple[Connection, int] | None: ...
@@ -68,6 +91,10 @@ class ConnectionsPort(Protocol):
     ) -> Delivery: ...
 
 
+class QueuePort(Protocol):
+    def enqueue(self, works: Sequence[ShardWork], delay_s: int = 0) -> None: ...
+
+
 class Chat:
     """One invocation's view of the chat: the sender is ``connection_id``."""
 
@@ -76,12 +103,16 @@ class Chat:
         store: StorePort,
         connections: ConnectionsPort,
         *,
+        queue: QueuePort | None = None,
+        shard_size: int = DEFAULT_SHARD_SIZE,
         rate_limit: RateLimit | None = None,
         deadline: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.connections = connections
+        self.queue = queue
+        self.shard_size = shard_size
         self.rate_limit = rate_limit or RateLimit()
         self.deadline = deadline  # time.monotonic() by which fan-out must be done
         self.clock = clock
@@ -102,25 +133,29 @@ class Chat:
             room=parse_room(query.get("room")),
             connected_at=connected_at,
         )
-        self.store.add_connection(conn)
+        conn = self.store.add_connection(conn, self.shard_size)
         # API Gateway refuses posts to a connection during its own $connect (it is not
         # open yet), so the joiner is left out; the page asks `who` once it is open.
         # The announcement is best effort: failing the handshake now would leave the
         # stored connection behind as a ghost member.
         try:
-            others = self._others(conn.room, connection_id)
+            members, layout = self.store.room_shard(conn.room)
         except StorageError:
             logger.exception("announcing a join failed")
             return conn
-        self._broadcast(conn.room, others, presence_event(conn.room, conn.username, "join"))
+        if not layout.sharded:  # a big room is not told of every join (PROTOCOL.md)
+            others = [m for m in members if m.connection_id != connection_id]
+            self._broadcast(conn.room, others, presence_event(conn.room, conn.username, "join"))
         return conn
 
     def disconnect(self, connection_id: str) -> Connection | None:
         """Forget the connection and announce the leave; a second call does nothing."""
         conn = self.store.remove_connection(connection_id)
         if conn is not None:
-            members = self.store.room_members(conn.room)
-            self._broadcast(conn.room, members, presence_event(conn.room, conn.username, "leave"))
+            members, layout = self.store.room_shard(conn.room)
+            if not layout.sharded:
+                leave = presence_event(conn.room, conn.username, "leave")
+                self._broadcast(conn.room, members, leave)
         return conn
 
     # -- actions -----------------------------------------------------------------------
@@ -149,13 +184,23 @@ class Chat:
             return
         metrics.add_metric(name="MessagesStored", unit="Count", value=1)
         try:
-            members = self.store.room_members(sender.room)
+            members, layout = self.store.room_shard(sender.room)
         except StorageError:
             # Stored but the room could not be listed: tell the sender it is safe; the
             # others will see it in history.
             logger.exception("listing the room failed after storing a message")
-            members = [Member(connection_id, sender.username, sender.connected_at)]
-        self._broadcast(sender.room, members, event)
+            self.reply(connection_id, event)
+            return
+        if not layout.sharded:
+            self._broadcast(sender.room, members, event)
+            return
+        # A big room: the sender first (its echo confirms the message), then the other
+        # shards through the queue, then shard 0 here while the workers start.
+        data = encode(event)
+        self.reply(connection_id, event)
+        self._enqueue_shards(sender.room, layout, data.decode("utf-8"), skip=connection_id)
+        self._broadcast(sender.room, [m for m in members if m.connection_id != connection_id],
+                        event, data=data)
 
     def history(self, connection_id: str, frame: Mapping[str, Any]) -> None:
         sender = self._identity(connection_id)
@@ -165,13 +210,113 @@ class Chat:
 
     def who(self, connection_id: str) -> None:
         sender = self._identity(connection_id)
-        usernames = [m.username for m in self.store.room_members(sender.room)]
-        self.reply(connection_id, who_event(sender.room, usernames))
+        members, layout = self.store.room_shard(sender.room)
+        usernames = [m.username for m in members]
+        # Beyond one shard, the names are shard 0's and the count is the room's
+        # connections (reading every shard for a list nobody can show is not worth it).
+        count = layout.connections if layout.sharded else None
+        self.reply(connection_id, who_event(sender.room, usernames, count=count))
 
     def typing(self, connection_id: str) -> None:
         sender = self._identity(connection_id)
-        others = self._others(sender.room, connection_id)
+        members, layout = self.store.room_shard(sender.room)
+        if layout.sharded:
+            return  # one of thousands typing is noise, and a fan-out per burst (PROTOCOL.md)
+        others = [m for m in members if m.connection_id != connection_id]
         self._broadcast(sender.room, others, typing_event(sender.room, sender.username))
+
+    # -- the fan-out worker ------------------------------------------------------------
+
+    def deliver(self, work: ShardWork) -> None:
+        """Post one work item's event to its shard, until ``deadline``.
+
+        API Gateway's 429s (its account-wide throttle) are waited out with jittered
+        backoff, round after round; whatever is still undelivered when time runs out is
+        put back on the queue, exactly those connections, never the whole shard. A 410
+        removes the connection (not on a re-queued round: its grace time is unknown).
+        Raises on storage or queue errors: the item is then received again later.
+        """
+        data = work.event.encode("utf-8")
+        born: dict[str, int] = {}
+        if work.connection_ids is None:
+            members, _ = self.store.room_shard(work.room, work.shard)
+            born = {m.connection_id: m.connected_at for m in members}
+            pending = [cid for cid in born if cid != work.skip]
+        else:
+            pending = list(work.connection_ids)
+        sent = 0
+        slowest_chunk_s = 0.0
+
+        def out_of_time() -> bool:
+            # Stop starting posts once what is left might not finish: the queue is
+            # better than a Lambda timeout (a post may take connect + read timeouts).
+            if self.deadline is None:
+                return False
+            left = self.deadline - time.monotonic()
+            return left < slowest_chunk_s * 1.5 + _POST_WORST_CASE_S
+
+        for rounds in range(1, _MAX_ROUNDS + 1):
+            unsent: list[str] = []
+            for start in range(0, len(pending), _CHUNK):
+                if out_of_time():
+                    unsent += pending[start:]
+                    break
+                started = time.monotonic()
+                delivery = self.connections.post_many(
+                    pending[start:start + _CHUNK], data, self.deadline
+                )
+                slowest_chunk_s = max(slowest_chunk_s, time.monotonic() - started)
+                sent += len(delivery.sent)
+                unsent += delivery.unsent
+                if delivery.gone and born:
+                    opened_before = int(self.clock() * 1000) - CONNECT_GRACE_MS
+                    dead = [cid for cid in delivery.gone if born.get(cid, 0) < opened_before]
+                    if dead:
+                        self._remove_gone(work.room, dead, told=[], shard=work.shard)
+                if delivery.failed:
+                    metrics.add_metric(name="FanoutFailures", unit="Count",
+                                       value=len(delivery.failed))
+            pending = unsent
+            if not pending:
+                break
+            metrics.add_metric(name="ThrottledPosts", unit="Count", value=len(pending))
+            pause = random.uniform(0, min(_RETRY_CAP_S, _RETRY_BASE_S * 2**rounds))  # noqa: S311
+            if out_of_time() or (
+                self.deadline is not None and self.deadline - time.monotonic() - pause
+                < slowest_chunk_s * 1.5 + _POST_WORST_CASE_S
+            ):
+                break
+            time.sleep(pause)
+        metrics.add_metric(name="Recipients", unit="Count", value=sent)
+        if pending:
+            self._requeue(work, pending)
+
+    def _requeue(self, work: ShardWork, pending: list[str]) -> None:
+        if work.attempt >= MAX_REQUEUES:
+            metrics.add_metric(name="FanoutFailures", unit="Count", value=len(pending))
+            logger.error("giving up a shard's undelivered posts",
+                         extra={"room": work.room, "shard": work.shard, "count": len(pending)})
+            return
+        assert self.queue is not None, "the fan-out worker needs the queue"
+        attempt = work.attempt + 1
+        delay = random.uniform(0, min(60, 2**attempt))  # noqa: S311 - jitter, not crypto
+        rest = ShardWork(work.room, work.shard, work.event, None, tuple(pending), attempt)
+        self.queue.enqueue([rest], delay_s=round(delay))
+        logger.info("re-queued undelivered posts",
+                    extra={"room": work.room, "shard": work.shard, "count": len(pending),
+                           "attempt": attempt})
+
+    def _enqueue_shards(self, room: str, layout: RoomLayout, event: str, skip: str) -> None:
+        works = [ShardWork(room, shard, event, skip=skip) for shard in layout.other_shards()]
+        if self.queue is None:
+            logger.error("a room beyond one shard but no fan-out queue", extra={"room": room})
+            return
+        try:
+            self.queue.enqueue(works)
+        except StorageError:
+            # Stored and answered: members of those shards will find it in history.
+            logger.exception("queueing a big room's shards failed", extra={"room": room})
+            metrics.add_metric(name="FanoutFailures", unit="Count", value=len(works))
 
     # -- delivery ----------------------------------------------------------------------
 
@@ -180,11 +325,14 @@ class Chat:
         if self.connections.post(connection_id, encode(event)) in ("unsent", "failed"):
             metrics.add_metric(name="FanoutFailures", unit="Count", value=1)
 
-    def _broadcast(self, room: str, members: list[Member], event: Mapping[str, Any]) -> None:
+    def _broadcast(
+        self, room: str, members: list[Member], event: Mapping[str, Any],
+        data: bytes | None = None,
+    ) -> None:
         if not members:
             return
         ids = [m.connection_id for m in members]
-        delivery = self.connections.post_many(ids, encode(event), self.deadline)
+        delivery = self.connections.post_many(ids, data or encode(event), self.deadline)
         metrics.add_metric(name="Recipients", unit="Count", value=len(delivery.sent))
         undelivered = delivery.unsent + delivery.failed
         if undelivered:
@@ -199,7 +347,7 @@ class Chat:
             if dead:
                 self._remove_gone(room, dead, told=delivery.sent)
 
-    def _remove_gone(self, room: str, dead: list[str], told: list[str]) -> None:
+    def _remove_gone(self, room: str, dead: list[str], told: list[str], shard: int = 0) -> None:
         """Drop connections API Gateway says are gone, and tell the room they left.
 
         The leave goes only to the connections in ``told``, which just received a post
@@ -210,7 +358,7 @@ class Chat:
             try:
                 conn = self.store.remove_connection(cid)
                 if conn is None:
-                    self.store.remove_member(room, cid)
+                    self.store.remove_member(room, cid, shard)
                 else:
                     left.append(conn)
             except StorageError:
@@ -222,9 +370,6 @@ class Chat:
             )
 
     # -- rules -------------------------------------------------------------------------
-
-    def _others(self, room: str, connection_id: str) -> list[Member]:
-        return [m for m in self.store.room_members(room) if m.connection_id != connection_id]
 
     def _identity(self, connection_id: str) -> Connection:
         conn = self.store.get_connection(connection_id)

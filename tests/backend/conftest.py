@@ -14,6 +14,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -22,11 +23,32 @@ from moto import mock_aws
 
 from chat import bootstrap
 from chat.config import FunctionConfig
+from chat.queues import FANOUT_QUEUE
 from chat.tables import TABLES
 from local_gateway.dynamodb import create_table
 from local_gateway.testing import InProcessStage, ScriptedConnections
 
 TABLE_NAMES = {"CONNECTIONS_TABLE": "chat-connections", "MESSAGES_TABLE": "chat-messages"}
+# Short, so a test sees a failed work item come back (and reach the dead-letter queue)
+# within seconds; the deployed values are chat.queues'.
+TEST_VISIBILITY_S = 1
+TEST_MAX_RECEIVES = 3
+
+
+@dataclass
+class FanoutQueue:
+    """The fan-out queue on moto, and its dead-letter queue."""
+
+    sqs: Any
+    url: str
+    dead_letter_url: str
+
+    def depth(self, url: str | None = None) -> int:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url or self.url,
+                                              AttributeNames=["All"])["Attributes"]
+        return sum(int(attrs.get(name, 0)) for name in (
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"))
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +59,16 @@ def recorder() -> Iterator[ScriptedConnections]:
     server.shutdown()
 
 
+@dataclass
+class Aws:
+    dynamodb: Any
+    queue: FanoutQueue
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, recorder: ScriptedConnections) -> Iterator[Any]:
-    """moto DynamoDB with the project's tables, and the recorder as @connections."""
+def aws_services(monkeypatch: pytest.MonkeyPatch, recorder: ScriptedConnections) -> Iterator[Aws]:
+    """moto DynamoDB with the project's tables, the fan-out queue on moto's SQS, and the
+    recorder as @connections; the functions' services built from that environment."""
     for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     env = {
@@ -57,9 +86,30 @@ def aws(monkeypatch: pytest.MonkeyPatch, recorder: ScriptedConnections) -> Itera
         db = boto3.client("dynamodb", region_name="us-east-1")
         for spec in TABLES:
             create_table(db, spec, TABLE_NAMES[spec.env_var])
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dead = sqs.create_queue(QueueName="chat-fanout-dead-letters")["QueueUrl"]
+        dead_arn = sqs.get_queue_attributes(
+            QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(QueueName="chat-fanout", Attributes={
+            "VisibilityTimeout": str(TEST_VISIBILITY_S),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
+                                         "maxReceiveCount": str(TEST_MAX_RECEIVES)}),
+        })["QueueUrl"]
+        monkeypatch.setenv(FANOUT_QUEUE.env_var, url)
         bootstrap.use(bootstrap.build())
-        yield db
+        yield Aws(db, FanoutQueue(sqs, url, dead))
         bootstrap.use(None)
+
+
+@pytest.fixture
+def aws(aws_services: Aws) -> Any:
+    """The DynamoDB client of ``aws_services`` (what most tests look at)."""
+    return aws_services.dynamodb
+
+
+@pytest.fixture
+def fanout_queue(aws_services: Aws) -> FanoutQueue:
+    return aws_services.queue
 
 
 @pytest.fixture

@@ -154,7 +154,7 @@ def test_callback_url_falls_back_to_api_id_region_and_stage_not_domain_name(
     gw.send(alice, {"action": "who"})
     backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
     posted = backend.connections[quote(alice, safe="")].data  # moto keys the raw path
-    assert json.loads(posted) == {"type": "who", "room": "general", "users": ["alice"]}
+    assert json.loads(posted) == {"type": "who", "room": "general", "users": ["alice"], "count": 1}
     assert recorder.take(alice) == []
     assert bootstrap.callback_url(services.config, "abc123", "prod") == (
         "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
@@ -205,7 +205,9 @@ def test_a_connection_still_in_its_connect_is_not_taken_for_gone(
     gw.send(alice, {"action": "new_message", "text": "hi"})
     recorder.gone.discard(newcomer)  # its $connect returned: the socket is open
     gw.send(newcomer, {"action": "who"})
-    assert gw.take(newcomer) == [{"type": "who", "room": "general", "users": ["alice", "newcomer"]}]
+    assert gw.take(newcomer) == (
+        [{"type": "who", "room": "general", "users": ["alice", "newcomer"], "count": 2}]
+    )
 
 
 def test_a_failed_join_announcement_does_not_refuse_or_orphan_the_connection(
@@ -231,4 +233,6 @@ def test_a_failed_join_announcement_does_not_refuse_or_orphan_the_connection(
     assert response["statusCode"] == 200
     assert gw.take(bob) == []  # the join could not be announced...
     gw.send(alice, {"action": "who"})  # ...but alice is a full member
-    assert gw.take(alice) == [{"type": "who", "room": "general", "users": ["alice", "bob"]}]
+    assert gw.take(alice) == (
+        [{"type": "who", "room": "general", "users": ["alice", "bob"], "count": 2}]
+    )

@@ -72,7 +72,7 @@ def test_connect_accepts_unicode_names_nfc_normalized_and_defaults_room(
     cid, response = gw.connect(query={"username": decomposed, "room": ""})
     assert response["statusCode"] == 200
     gw.send(cid, {"action": "who"})
-    assert gw.take(cid) == [{"type": "who", "room": "general", "users": ["josé"]}]
+    assert gw.take(cid) == [{"type": "who", "room": "general", "users": ["josé"], "count": 1}]
     for name in ("ana_1", "Zoë.x-2", "a" * 32, "名前"):
         assert gw.connect(name)[1]["statusCode"] == 200
 
@@ -291,7 +291,9 @@ def test_who_lists_each_user_once_sorted_by_code_point(gw, aws) -> None:
     gw.join("yann", "elsewhere")
     gw.send(zoe, {"action": "who"})
     who = [e for e in gw.take(zoe) if e["type"] == "who"]
-    assert who == [{"type": "who", "room": "general", "users": ["Bob", "alice", "zoe", "émile"]}]
+    assert who == (
+        [{"type": "who", "room": "general", "users": ["Bob", "alice", "zoe", "émile"], "count": 4}]
+    )
 
 
 def test_typing_goes_to_the_others_in_the_room_and_is_not_stored(gw, aws) -> None:

@@ -91,7 +91,7 @@ def test_who_lists_the_rooms_users_sorted_and_once(chat_gw, rooms):
     try:
         presence(alice, "bob", "join")
         assert alice.request({"action": "who"}, "who") == {
-            "type": "who", "room": room_a, "users": ["alice", "bob"]}
+            "type": "who", "room": room_a, "users": ["alice", "bob"], "count": 2}
         assert carol.request({"action": "who"}, "who")["users"] == ["carol"]
     finally:
         second_tab.close()

@@ -3,21 +3,28 @@
 Two tables (declared in ``chat.tables``), designed from the access patterns:
 
 Connections table
-    ``CONN#<id>  / CONN``      who a connection is: username, room, connected_at, and
-                               its recent new_message frames per 100 ms (``rl<n>``)
-    ``ROOM#<room>/ CONN#<id>`` membership: one item per connection in the room
-    Every item carries ``expires_at`` (TTL): API Gateway closes a connection within
-    2 hours, so an item whose ``$disconnect`` never arrived still goes away.
+    ``CONN#<id>  / CONN``      who a connection is: username, room, shard, connected_at,
+                               and its recent new_message frames per 100 ms (``rl<n>``)
+    ``ROOM#<room>/ CONN#<id>`` membership in shard 0 of the room
+    ``ROOM#<room>#<k>/ CONN#<id>``  membership in shard k > 0 (rooms beyond one shard)
+    ``ROOM#<room>/ LAYOUT``    how many connections each shard holds (``s<k>``)
+    Every connection item carries ``expires_at`` (TTL): API Gateway closes a connection
+    within 2 hours, so an item whose ``$disconnect`` never arrived still goes away (its
+    shard's count then stays one too high: a shard may look full early, which only
+    spreads the room a little wider; it is never read as a member).
 
 Messages table
     ``ROOM#<room>/ MSG#<id>``  a message; ids sort by time, so a room reads newest-first
     ``IDEM#<room>#<user>#<client_id> / IDEM``  idempotency key -> message id, 24 h TTL
 
 Access patterns:
-    1. add/remove a connection: one transaction of two puts; two deletes. Each
-       ``new_message`` counts itself on the identity item and reads it back (one
+    1. add/remove a connection: take a seat in the first shard that is not full (one
+       conditional UpdateItem on the layout; a GetItem and another try only when shard
+       0 is full), then one transaction of two puts; remove: three deletes/updates.
+       Each ``new_message`` counts itself on the identity item and reads it back (one
        UpdateItem: identity and rate limit in one call).
-    2. list a room's connections: one strongly consistent ``Query`` on ``ROOM#<room>``.
+    2. list a shard's connections: one strongly consistent ``Query`` on its partition;
+       shard 0's partition also holds the layout, so a small room is still one Query.
     3. store a message once: one ``TransactWriteItems`` (key + message) when the sender
        gave a ``client_id``, else one conditional ``PutItem``.
     4. page a room's messages: ``Query`` newest first with ``Limit``, ``sk < MSG#<before>``.
@@ -33,7 +40,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chat.model import Connection, Member, Message, StorageError
+from chat.model import Connection, Member, Message, RoomLayout, StorageError
 
 CONNECTION_TTL_S = 2 * 3600 + 600  # API Gateway's 2 h limit, plus a margin
 IDEMPOTENCY_TTL_S = 24 * 3600  # PROTOCOL.md: retries are recognised for 24 hours
@@ -64,13 +71,22 @@ class Keys:
         return _key(f"CONN#{connection_id}", "CONN")
 
     @staticmethod
-    def member(room: str, connection_id: str) -> dict[str, Any]:
-        return _key(Keys.room(room), f"CONN#{connection_id}")
+    def member(room: str, connection_id: str, shard: int = 0) -> dict[str, Any]:
+        return _key(Keys.shard(room, shard), f"CONN#{connection_id}")
 
     @staticmethod
     def room(room: str) -> str:
-        """The partition of a room's members (Connections) and messages (Messages)."""
+        """The partition of a room's messages (Messages) and of its shard 0 (Connections)."""
         return f"ROOM#{room}"
+
+    @staticmethod
+    def shard(room: str, shard: int) -> str:
+        """The partition of one shard of a room's members (rooms cannot contain '#')."""
+        return Keys.room(room) if shard == 0 else f"ROOM#{room}#{shard}"
+
+    @staticmethod
+    def layout(room: str) -> dict[str, Any]:
+        return _key(Keys.room(room), "LAYOUT")
 
     MESSAGE_PREFIX = "MSG#"
 
@@ -101,6 +117,7 @@ def connection_item(conn: Connection, expires_at: int) -> dict[str, Any]:
         "connection_id": _s(conn.connection_id),
         "username": _s(conn.username),
         "room": _s(conn.room),
+        "shard": _n(conn.shard),
         "connected_at": _n(conn.connected_at),
         "expires_at": _n(expires_at),
     }
@@ -108,7 +125,7 @@ def connection_item(conn: Connection, expires_at: int) -> dict[str, Any]:
 
 def member_item(conn: Connection, expires_at: int) -> dict[str, Any]:
     return {
-        **Keys.member(conn.room, conn.connection_id),
+        **Keys.member(conn.room, conn.connection_id, conn.shard),
         "connection_id": _s(conn.connection_id),
         "username": _s(conn.username),
         "connected_at": _n(conn.connected_at),
@@ -136,7 +153,17 @@ def to_connection(item: dict[str, Any]) -> Connection:
         username=item["username"]["S"],
         room=item["room"]["S"],
         connected_at=int(item.get("connected_at", {"N": "0"})["N"]),
+        shard=int(item.get("shard", {"N": "0"})["N"]),
     )
+
+
+def to_layout(item: dict[str, Any] | None) -> dict[int, int]:
+    """Shard -> connections, from a layout item's ``s<k>`` counters."""
+    return {
+        int(name[1:]): int(value["N"])
+        for name, value in (item or {}).items()
+        if name.startswith("s") and name[1:].isdigit()
+    }
 
 
 def to_member(item: dict[str, Any]) -> Member:
@@ -175,17 +202,72 @@ class Store:
 
     # -- connections -----------------------------------------------------------------
 
-    def add_connection(self, conn: Connection) -> None:
+    def add_connection(self, conn: Connection, shard_size: int) -> Connection:
+        """Record a connection in the first shard of its room with a free seat.
+
+        Returns the connection with its shard. Shard 0 is tried first without a read
+        (nearly every room fits in it); only when it is full is the layout read.
+        """
+        shard = self._take_seat(conn.room, shard_size)
+        conn = Connection(conn.connection_id, conn.username, conn.room, conn.connected_at, shard)
         expires = int(time.time()) + CONNECTION_TTL_S
-        self._call(
-            "transact_write_items",
-            TransactItems=[
-                {"Put": {"TableName": self.connections_table,
-                         "Item": connection_item(conn, expires)}},
-                {"Put": {"TableName": self.connections_table,
-                         "Item": member_item(conn, expires)}},
-            ],
-        )
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {"Put": {"TableName": self.connections_table,
+                             "Item": connection_item(conn, expires)}},
+                    {"Put": {"TableName": self.connections_table,
+                             "Item": member_item(conn, expires)}},
+                ],
+            )
+        except StorageError:
+            self._release_seat(conn.room, shard)
+            raise
+        return conn
+
+    def _take_seat(self, room: str, shard_size: int) -> int:
+        shard = 0
+        for _ in range(20):  # each round means another shard filled up meanwhile
+            try:
+                self.client.update_item(
+                    TableName=self.connections_table,
+                    Key=Keys.layout(room),
+                    UpdateExpression="ADD #seat :one",
+                    ConditionExpression="attribute_not_exists(#seat) OR #seat < :size",
+                    ExpressionAttributeNames={"#seat": f"s{shard}"},
+                    ExpressionAttributeValues={":one": _n(1), ":size": _n(shard_size)},
+                )
+                return shard
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise StorageError(f"update_item: {exc}") from exc
+            counts = self.layout(room).counts
+            free = [k for k in sorted(counts) if counts[k] < shard_size]
+            shard = free[0] if free else max(counts, default=-1) + 1
+        raise StorageError(f"no free seat in room {room!r} after 20 tries")
+
+    def _release_seat(self, room: str, shard: int) -> None:
+        """One connection fewer in a shard; never below zero (a retried leave must not)."""
+        try:
+            self.client.update_item(
+                TableName=self.connections_table,
+                Key=Keys.layout(room),
+                UpdateExpression="ADD #seat :minus_one",
+                ConditionExpression="#seat > :zero",
+                ExpressionAttributeNames={"#seat": f"s{shard}"},
+                ExpressionAttributeValues={":minus_one": _n(-1), ":zero": _n(0)},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+
+    def layout(self, room: str) -> RoomLayout:
+        item = self._call(
+            "get_item", TableName=self.connections_table, Key=Keys.layout(room),
+            ConsistentRead=True,
+        ).get("Item")
+        return RoomLayout(to_layout(item))
 
     def get_connection(self, connection_id: str) -> Connection | None:
         item = self._call(
@@ -211,36 +293,50 @@ class Store:
         if not old:
             return None
         conn = to_connection(old)
-        self.remove_member(conn.room, connection_id)
+        self.remove_member(conn.room, connection_id, conn.shard)
         return conn
 
-    def remove_member(self, room: str, connection_id: str) -> None:
-        self._call(
-            "delete_item", TableName=self.connections_table, Key=Keys.member(room, connection_id)
-        )
+    def remove_member(self, room: str, connection_id: str, shard: int = 0) -> None:
+        """Take a connection off its shard's list (and the shard's count, if it was there)."""
+        old = self._call(
+            "delete_item",
+            TableName=self.connections_table,
+            Key=Keys.member(room, connection_id, shard),
+            ReturnValues="ALL_OLD",
+        ).get("Attributes")
+        if old:
+            self._release_seat(room, shard)
 
-    def room_members(self, room: str) -> list[Member]:
-        """Every live connection of a room: one Query (more only past 1 MB of members)."""
+    def room_shard(self, room: str, shard: int = 0) -> tuple[list[Member], RoomLayout]:
+        """Every live connection of one shard: one Query (more only past 1 MB).
+
+        For shard 0 the layout comes with it (its item is in the same partition), so a
+        small room costs one Query however it is used; for other shards the layout is
+        empty.
+        """
         now = int(time.time())
         members: list[Member] = []
+        layout: dict[int, int] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.connections_table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _s(Keys.room(room))},
-            "ProjectionExpression": "connection_id, username, connected_at, expires_at",
+            "ExpressionAttributeValues": {":pk": _s(Keys.shard(room, shard))},
             # A connection that joined a moment ago must get the next message.
             "ConsistentRead": True,
         }
         while True:
             page = self._call("query", **kwargs)
-            members.extend(
-                to_member(item)
-                for item in page.get("Items", [])
-                if not _expired(item, now)  # TTL deletes lazily
-            )
+            for item in page.get("Items", []):
+                if item["sk"]["S"] == "LAYOUT":
+                    layout = to_layout(item)
+                elif not _expired(item, now):  # TTL deletes lazily
+                    members.append(to_member(item))
             if "LastEvaluatedKey" not in page:
-                return members
+                break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if shard == 0 and not layout:
+            layout = {0: len(members)}  # a room from before shards: all in shard 0
+        return members, RoomLayout(layout)
 
     def count_frame(
         self, connection_id: str, bucket: int, since_bucket: int

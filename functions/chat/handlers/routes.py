@@ -15,12 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
 from chat import bootstrap
 from chat.model import MessageNotStored, UnknownConnection
-from chat.observability import logger, metrics
+from chat.observability import instrumented, logger, metrics
 from chat.protocol import ProtocolError, client_id_of, error_event, is_clean_text, parse_frame
 from chat.service import Chat
 
@@ -28,9 +27,8 @@ Response = dict[str, Any]
 
 
 def _chat(event: APIGatewayWebSocketEvent, context: Any) -> Chat:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
     ctx = event.request_context
-    return bootstrap.chat(ctx.api_id, ctx.stage, remaining() if callable(remaining) else None)
+    return bootstrap.chat(bootstrap.remaining_ms(context), api_id=ctx.api_id, stage=ctx.stage)
 
 
 def _refusal(exc: Exception) -> tuple[str, str] | None:
@@ -47,11 +45,9 @@ def _refusal(exc: Exception) -> tuple[str, str] | None:
 def _lambda(fn: Callable[[APIGatewayWebSocketEvent, Any], Response]) -> Callable[..., Response]:
     """Powertools around a handler: JSON logs with connection/route/request ids, EMF flush."""
 
-    @metrics.log_metrics
-    @logger.inject_lambda_context(
-        correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-    )
-    def instrumented(event: dict[str, Any], context: Any) -> Response:
+    @instrumented(correlation_paths.API_GATEWAY_REST)
+    @functools.wraps(fn)
+    def handler(event: dict[str, Any], context: Any) -> Response:
         ws = APIGatewayWebSocketEvent(event)
         ctx = ws.request_context
         logger.append_keys(
@@ -59,18 +55,7 @@ def _lambda(fn: Callable[[APIGatewayWebSocketEvent, Any], Response]) -> Callable
         )
         return fn(ws, context)
 
-    @functools.wraps(fn)
-    def wrapper(event: dict[str, Any], context: Any) -> Response:
-        try:
-            return instrumented(event, context)
-        finally:
-            # With POWERTOOLS_METRICS_DISABLED, Powertools skips the flush but also the
-            # clear: metrics would pile up for the life of the process (a local gateway
-            # runs for hours) and be printed in bulk once 100 accumulate.
-            if is_metrics_disabled():
-                metrics.clear_metrics()
-
-    return wrapper
+    return handler
 
 
 def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Callable[..., Response]:

@@ -1,0 +1,41 @@
+"""A room beyond one shard over real sockets: the local gateway runs the fan-out queue on
+moto's SQS and polls it like Lambda's event source, invoking the real worker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from local_gateway.settings import GatewaySettings
+from local_gateway.testing import GatewayThread
+from tests.gateway.conftest import open_client, unique_room
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_a_room_of_three_shards_gets_every_message_once_through_the_queue():
+    settings = GatewaySettings(port=0, state_dir=None)
+    settings.function_settings["FANOUT_SHARD_SIZE"] = "3"
+    room = unique_room()
+    with GatewayThread(settings) as gw:
+        clients = [open_client(gw.websocket_url, f"username=u{i}&room={room}") for i in range(8)]
+        try:
+            for n in range(3):
+                clients[n * 3].send({"action": "new_message", "text": f"m{n}"})
+                for client in clients:
+                    assert client.recv_type("message")["text"] == f"m{n}"
+            for client in clients:  # nothing twice, nothing else queued for anyone
+                client.assert_no_events()
+                assert not [e for e in client.skipped if e.get("type") == "message"]
+            (poller,) = gw.gateway.pollers
+            # Two shards beyond shard 0, per message; deleted once the worker returned.
+            deadline = time.monotonic() + 30
+            while poller.stats["deleted"] < 3 * 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert poller.stats == {"batches": 6, "deleted": 6, "failed": 0}
+            who = clients[7].request({"action": "who"}, "who")
+            assert who["count"] == 8 and len(who["users"]) == 3
+        finally:
+            for client in clients:
+                client.close()
