@@ -52,8 +52,8 @@ def test_function_logs_have_retention(resources: dict[str, Any]) -> None:
         assert group["Properties"]["RetentionInDays"] == DEFAULTS["log_retention_days"]
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda f: f.name)
-def test_function_environment_follows_the_route(resources: dict[str, Any], route: Function) -> None:
+@pytest.mark.parametrize("route", FUNCTIONS, ids=lambda f: f.name)
+def test_function_environment_follows_the_declaration(resources: dict[str, Any], route: Function) -> None:
     _, function = function_for(resources, route)
     # A copy: the template is shared by the whole session, and this test pops from it.
     env = dict(function["Properties"]["Environment"]["Variables"])
@@ -68,5 +68,7 @@ def test_function_environment_follows_the_route(resources: dict[str, Any], route
         assert ".execute-api." in parts
     else:
         assert callback is None
+    for queue in route.sends_to:  # the URL of each queue it sends to
+        assert set(env.pop(queue.env_var)) == {"Ref"}
     # The rest: exactly the deploy settings it declares, with the context's values.
-    assert env == {s.env_var: str(CONTEXT[s.key]) for s in route.settings}
+    assert env == {s.env_var: str(CONTEXT[s.key]) for s in route.settings if s.env_var}

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from chat.functions import Function
+from chat.functions import FUNCTIONS, SEND_MESSAGE_ACTION, Function, QueueConsumer
 from chat.tables import TABLES
 from infra.settings import DEFAULTS
 from tests.infra.conftest import (
     EXPECTED_DYNAMODB_ACTIONS,
-    ROUTES,
     UNUSED_DYNAMODB_ACTIONS,
     Synth,
     actions_of,
@@ -24,9 +23,15 @@ from tests.infra.conftest import (
     table_ids,
 )
 
+# What Lambda's SQS event source needs of the function's role (CDK grants exactly these).
+CONSUME_ACTIONS = {
+    "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
+    "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+}
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda f: f.name)
-def test_function_grants_match_the_route_table(resources: dict[str, Any], route: Function) -> None:
+
+@pytest.mark.parametrize("route", FUNCTIONS, ids=lambda f: f.name)
+def test_function_grants_match_the_declaration(resources: dict[str, Any], route: Function) -> None:
     _, function = function_for(resources, route)
     role_id = ref_id(function["Properties"]["Role"])
     assert "ManagedPolicyArns" not in resources[role_id]["Properties"]
@@ -50,7 +55,17 @@ def test_function_grants_match_the_route_table(resources: dict[str, Any], route:
         # Scoped to this API's stage, not every API in the account.
         text = json.dumps(statement["Resource"])
         assert f"/{DEFAULTS['stage_name']}/*/@connections/*" in text
-    # Nothing else: its own log group, the tables above, the management API.
+    # Queues: SendMessage on the queues it sends to; what polling needs on the one that
+    # triggers it; nothing on any other queue.
+    queues = {
+        k for k, v in of_type(resources, "AWS::SQS::Queue").items() if "DeadLetters" not in k
+    }
+    sqs_actions = {a for s in statements for a in actions_of(s) if a.startswith("sqs:")}
+    expected_sqs = {SEND_MESSAGE_ACTION} if route.sends_to else set()
+    if isinstance(route.trigger, QueueConsumer):
+        expected_sqs |= CONSUME_ACTIONS
+    assert sqs_actions == expected_sqs, route.name
+    # Nothing else: its own log group, the tables above, the management API, the queue.
     log_group = ref_id(function["Properties"]["LoggingConfig"]["LogGroup"])
     for statement in statements:
         actions = actions_of(statement)
@@ -59,6 +74,8 @@ def test_function_grants_match_the_route_table(resources: dict[str, Any], route:
             assert resource_ids(statement) == {log_group}
         elif all(a.startswith("dynamodb:") for a in actions):
             assert resource_ids(statement) <= set(tables.values())
+        elif all(a.startswith("sqs:") for a in actions):
+            assert resource_ids(statement) <= queues, statement
         else:
             assert actions == ["execute-api:ManageConnections"], statement
 
