@@ -53,7 +53,9 @@ def test_function_logs_have_retention(resources: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("route", FUNCTIONS, ids=lambda f: f.name)
-def test_function_environment_follows_the_declaration(resources: dict[str, Any], route: Function) -> None:
+def test_function_environment_follows_the_declaration(
+    resources: dict[str, Any], route: Function
+) -> None:
     _, function = function_for(resources, route)
     # A copy: the template is shared by the whole session, and this test pops from it.
     env = dict(function["Properties"]["Environment"]["Variables"])
