@@ -3,9 +3,8 @@
 A Lambda execution environment serves one invocation at a time, many in a row. What is
 expensive to build is built here once, on first use, and reused by every invocation:
 the configuration (read from the environment), the DynamoDB client, one Management API
-client per ``@connections`` endpoint (building a boto3 client costs ~10 ms, and its
-connection pool keeps TLS sessions warm) and the fan-out's thread pool. Nothing else in
-``chat`` keeps clients in module globals.
+adapter per ``@connections`` endpoint (its connection pool keeps TLS sessions warm) and
+the fan-out's thread pool. Nothing else in ``chat`` keeps clients in module globals.
 
 Handlers ask for ``chat(request_context, deadline)``. Tests either build ``Chat`` with
 parts of their own (``Chat(Store(client, …), ManagementApi(…))``), or install a
@@ -22,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from chat.adapters import dynamodb, management_api, queue
+from chat.adapters import dynamodb, queue
 from chat.adapters.dynamodb import Store
 from chat.adapters.management_api import ManagementApi
 from chat.adapters.queue import FanoutQueue
@@ -54,13 +53,13 @@ class Services:
         """The Management API of one stage (a process normally only ever sees one)."""
         api = self._apis.get(endpoint_url)
         if api is None:
-            size = self.config.fanout_concurrency
-            client = boto3.client(
-                "apigatewaymanagementapi",
-                endpoint_url=endpoint_url,
-                config=management_api.client_config(size),
+            api = self._apis[endpoint_url] = ManagementApi(
+                endpoint_url,
+                region=self.config.region,
+                credentials=boto3.session.Session().get_credentials(),
+                pool=self.pool,
+                concurrency=self.config.fanout_concurrency,
             )
-            api = self._apis[endpoint_url] = ManagementApi(client, self.pool, size)
         return api
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from urllib.parse import quote
 
 import pytest
+import urllib3
 
 from chat import bootstrap
 from chat.adapters.management_api import READ_TIMEOUT_S
@@ -143,17 +144,25 @@ def test_dynamodb_calls_for_one_message_to_a_room_of_50(gw, aws) -> None:
 
 
 def test_callback_url_falls_back_to_api_id_region_and_stage_not_domain_name(
-    aws, recorder, configure
+    aws, recorder, configure, monkeypatch
 ) -> None:
     """Without CALLBACK_URL the endpoint is built from the event (custom domain ignored)."""
-    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+    # The adapter's HTTPS pool answers here instead of the network (moto's mock_aws only
+    # intercepts boto3 clients): what it would have sent, and where.
+    sent = []
 
+    def answer(pool, method, url, body=None, **_kw):
+        sent.append((f"https://{pool.host}{url}", body))
+        return urllib3.HTTPResponse(status=200, body=b"")
+
+    monkeypatch.setattr(urllib3.HTTPSConnectionPool, "urlopen", answer)
     services = configure(callback_url="")
     gw = InProcessStage(recorder, domain="chat.example.com")  # a custom domain
     alice = gw.join("alice")
     gw.send(alice, {"action": "who"})
-    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
-    posted = backend.connections[quote(alice, safe="")].data  # moto keys the raw path
+    [(url, posted)] = sent
+    assert url == "https://abc123.execute-api.us-east-1.amazonaws.com/prod/@connections/" + (
+        quote(alice, safe=""))
     assert json.loads(posted) == {"type": "who", "room": "general", "users": ["alice"], "count": 1}
     assert recorder.take(alice) == []
     assert bootstrap.callback_url(services.config, "abc123", "prod") == (
