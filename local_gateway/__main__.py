@@ -53,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="execution environments per function")
     limits.add_argument("--save-interval", type=float, default=defaults.save_interval_s,
                         metavar="SECONDS")
+    limits.add_argument("--throttle-rate-limit", type=float,
+                        default=defaults.throttle_rate_limit, metavar="PER_SECOND",
+                        help="the stage's steady rate of client frames (default: cdk.json's)")
+    limits.add_argument("--throttle-burst-limit", type=int,
+                        default=defaults.throttle_burst_limit, metavar="N",
+                        help="the stage's burst of client frames (default: cdk.json's)")
+    limits.add_argument("--max-frames-in-flight", type=int,
+                        default=defaults.max_frames_in_flight, metavar="N",
+                        help="frames one connection may have waiting or running; more are "
+                             "answered 'Too Many Requests'")
+    limits.add_argument("--max-buffered-bytes", type=int,
+                        default=defaults.max_buffered_bytes, metavar="BYTES",
+                        help="unread bytes on one socket before @connections answers 429")
     functions = p.add_argument_group(
         "function settings (defaults: chat.config, as the CDK app deploys them)")
     for setting in FUNCTION_SETTINGS:
@@ -85,6 +98,10 @@ def settings_from_args(argv: list[str] | None = None) -> GatewaySettings:
         handler_timeout_s=a.handler_timeout,
         max_concurrency=a.max_concurrency,
         save_interval_s=a.save_interval,
+        throttle_rate_limit=a.throttle_rate_limit,
+        throttle_burst_limit=a.throttle_burst_limit,
+        max_frames_in_flight=a.max_frames_in_flight,
+        max_buffered_bytes=a.max_buffered_bytes,
         function_settings={
             s.env_var: str(getattr(a, s.key)) for s in FUNCTION_SETTINGS if s.env_var},
         trigger_settings={s.key: getattr(a, s.key) for s in FUNCTION_SETTINGS if not s.env_var},

@@ -1,10 +1,19 @@
-"""DynamoDB for the local gateway: moto's server in-process, with the project's tables.
+"""DynamoDB for the local gateway: moto's server in a process of its own, with the project's tables.
 
 Why moto's *server* rather than ``mock_aws``: the handlers run in other processes (see
 ``runtime``) and reach DynamoDB the way they do on AWS, through boto3 and an
 HTTP endpoint; boto3's standard ``AWS_ENDPOINT_URL_DYNAMODB`` points them here, so
 handler code has no ``if local:`` branch. The tables are created from
 ``chat.tables.TABLES``, the same specs the CDK app reads, TTL attribute included.
+
+Why a process of its own (``python -m local_gateway.dynamodb``), not a thread of the
+gateway: under load moto is most of the gateway's CPU (werkzeug, its response
+serializer, deep copies of items), and in the gateway's process every millisecond of it
+held the GIL that the event loop writing frames and answering ``@connections`` needs. A
+thread also added GIL hand-over waits (5 ms each) to every frame. As a child process it
+uses the other core; it exits when the gateway does, even after a SIGKILL (it watches
+its stdin, a pipe from the gateway), and ignores Ctrl-C so the gateway can still save
+the tables while stopping.
 
 moto keeps everything in memory; ``dump`` and ``restore`` read every table back
 through the DynamoDB API (a Scan is fine here; the functions never scan) and write it
@@ -17,8 +26,14 @@ that an update to an item is atomic (see ``_MOTO_LOCK``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -59,8 +74,168 @@ class _OneRequestAtATime:
             return list(self._app(environ, start_response))
 
 
+# The item operations the handlers (and ``state``) call, all answered through moto's
+# generic response serializer, which walks every attribute of every item through
+# attribute-name aliasing: ~80 ms for a Query of 50 small items, the single biggest
+# cost of a chat message here (one such Query per message). Their results already
+# have the wire shape (items are DynamoDB JSON), so ``_to_wire`` keeps what the output
+# shape declares, copies attribute values as they are, and base64-encodes binary
+# values, exactly as the serializer does (``tests/gateway/test_load.py`` compares the
+# two on every attribute type). Anything else, errors included, goes through moto.
+FAST_OPERATIONS = frozenset({
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+    "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems",
+})
+
+
+class _NotFast(Exception):
+    """A value the fast path does not handle: let moto's serializer do it."""
+
+
+def _to_wire(value: Any, shape: Any) -> Any:
+    """``value`` (a moto result) as the JSON protocol sends it for ``shape``."""
+    if shape.name == "AttributeValue":
+        return value  # already DynamoDB JSON; bytes are encoded by json.dumps' default
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise _NotFast(shape.name)
+        out = {}
+        for name, member in shape.members.items():
+            inner = value.get(name)
+            if inner is not None:
+                out[member.serialization.get("name", name)] = _to_wire(inner, member)
+        return out
+    if kind == "list":
+        return [_to_wire(v, shape.member) for v in value]
+    if kind == "map":
+        return {k: _to_wire(v, shape.value) for k, v in value.items()}
+    if kind in ("blob", "timestamp"):
+        raise _NotFast(kind)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def fast_body(operation_model: Any, result: Any) -> str | None:
+    """The response body for ``result``, or None when moto's serializer must make it."""
+    if operation_model.name not in FAST_OPERATIONS or not isinstance(result, dict):
+        return None
+    shape = operation_model.output_shape
+    if shape is None:
+        return None
+    try:
+        return json.dumps(_to_wire(result, shape), default=_json_default)
+    except (_NotFast, TypeError, AttributeError):
+        return None
+
+
+def install_fast_responses() -> bool:
+    """Answer ``FAST_OPERATIONS`` through ``fast_body`` (in moto's process only)."""
+    try:
+        from moto.dynamodb.responses import DynamoResult
+    except ImportError:  # moto moved it: its own serializer still works, only slower
+        log.warning("moto's DynamoResult is gone: DynamoDB responses use moto's serializer")
+        return False
+    original = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if "JSON" in context.serializer_class.__name__:
+            body = fast_body(context.operation_model, self.result)
+            if body is not None:
+                return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return original(self, context)
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    return True
+
+
+def install_cheap_transactions() -> bool:
+    """Make moto's TransactWriteItems keep a copy of the items it touches, not of tables.
+
+    moto deep-copies every table a transaction names before applying it (to roll back on
+    failure), so each ``new_message`` (one transaction: message + idempotency key) cost
+    time in proportion to every message ever stored: the gateway got slower the longer it
+    ran. The rollback only needs the touched items as they were: the table is copied two
+    dict levels deep, sharing every item object, and only the items the transaction
+    names are deep-copied. moto applies one request at a time here (``_MOTO_LOCK``), so
+    swapping its ``copy`` module for the length of the call is safe. Tables with a
+    stream, or anything unexpected, still get moto's full copy.
+    """
+    try:
+        import copy as real_copy
+        from collections import defaultdict
+        from types import SimpleNamespace
+
+        from moto.dynamodb import models
+        from moto.dynamodb.models.table import Table
+    except ImportError:
+        return False
+    original = models.DynamoDBBackend.transact_write_items
+
+    def touched_items(backend: Any, transact_items: list[dict[str, Any]]) -> dict[str, list]:
+        touched: dict[str, list] = {}
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            if "Key" in op:
+                key = op["Key"]
+            else:
+                attrs = op["Item"]
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            item = backend.get_item(op["TableName"], key)
+            touched.setdefault(table.name, [])
+            if item is not None:
+                touched[table.name].append(item)
+        return touched
+
+    def snapshot(table: Any, items: list) -> Any:
+        copy_ = real_copy.copy(table)
+        if table.range_key_attr is not None:
+            copy_.items = defaultdict(dict, {h: dict(r) for h, r in table.items.items()})
+            for item in items:
+                copy_.items[item.hash_key][item.range_key] = real_copy.deepcopy(item)
+        else:
+            copy_.items = defaultdict(dict, table.items)
+            for item in items:
+                copy_.items[item.hash_key] = real_copy.deepcopy(item)
+        return copy_
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        try:
+            touched = touched_items(self, transact_items)
+        except Exception:  # malformed: let moto answer it its own way
+            return original(self, transact_items)
+
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            if (isinstance(value, Table) and value.name in touched
+                    and value.stream_shard is None):
+                return snapshot(value, touched[value.name])
+            return real_copy.deepcopy(value, memo)
+
+        models.copy = SimpleNamespace(deepcopy=deepcopy, copy=real_copy.copy)
+        try:
+            return original(self, transact_items)
+        finally:
+            models.copy = real_copy
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+    return True
+
+
 class _MotoServer:
-    """moto's ``ThreadedMotoServer``, with requests serialised (see ``_MOTO_LOCK``)."""
+    """moto's ``ThreadedMotoServer``, with requests serialised (see ``_MOTO_LOCK``).
+
+    Runs in the process ``serve`` is, i.e. the child ``_MotoProcess`` starts.
+    """
 
     def __init__(self) -> None:
         from moto.moto_server.werkzeug_app import (
@@ -70,18 +245,62 @@ class _MotoServer:
         )
         from werkzeug.serving import make_server
 
+        class Handler(MotoRequestHandler):
+            # moto's handler speaks HTTP/1.0: a new TCP connection (and a new thread)
+            # for every request, and Nagle's algorithm with delayed ACKs on top. boto3
+            # keeps connections alive, as DynamoDB's endpoint lets it.
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
         app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", 0, app, threaded=True,
-                                   request_handler=MotoRequestHandler)
+                                   request_handler=Handler)
+        self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="moto-dynamodb")
-        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+
+def serve() -> None:
+    """The child's body: serve moto, print the port, exit when stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway saves through us on Ctrl-C
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    install_fast_responses()
+    install_cheap_transactions()
+    server = _MotoServer()
+    threading.Thread(target=server.serve_forever, daemon=True, name="moto-dynamodb").start()
+    print(f"port {server.port}", flush=True)
+    with contextlib.suppress(Exception):
+        sys.stdin.buffer.read()  # EOF: the gateway is gone, whatever way it ended
+    os._exit(0)  # no clean-up to wait for: everything is in memory
+
+
+class _MotoProcess:
+    """``python -m local_gateway.dynamodb`` as a child of the gateway."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local_gateway.dynamodb"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().decode(errors="replace")
+        if not line.startswith("port "):
+            self.stop()
+            raise RuntimeError(f"moto's DynamoDB did not start: {line!r}")
+        self.port = int(line.split()[1])
 
     def stop(self) -> None:
-        # shutdown() waits out serve_forever's 0.5 s poll interval; nothing depends on it
-        # finishing (the data is saved by then), so do not make every stop pay for it.
-        threading.Thread(target=self._server.shutdown, daemon=True).start()
+        with contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
 
 class LocalDynamoDB:
@@ -96,14 +315,13 @@ class LocalDynamoDB:
             spec: f"{spec.logical_id}-local-{suffix}" for spec in self.specs
         }
         self.endpoint_url = ""
-        self._server: _MotoServer | None = None
+        self._server: _MotoProcess | None = None
         self._client: Any = None
 
     def start(self) -> str:
         import boto3
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = _MotoServer()
+        self._server = _MotoProcess()
         self.endpoint_url = f"http://127.0.0.1:{self._server.port}"
         self._client = boto3.client(
             "dynamodb",
@@ -127,11 +345,7 @@ class LocalDynamoDB:
             self._create_table(spec)
 
     def stop(self) -> None:
-        if self._client is not None:
-            for name in self.table_names.values():
-                # Best effort: frees moto's memory when tests start many gateways.
-                with contextlib.suppress(Exception):
-                    self._client.delete_table(TableName=name)
+        # moto's memory goes with its process: nothing to delete first.
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -233,3 +447,7 @@ def create_table(client: Any, spec: TableSpec, name: str) -> None:
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
         )
+
+
+if __name__ == "__main__":
+    serve()

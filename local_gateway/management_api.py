@@ -44,6 +44,10 @@ class ManagementApi:
             data = await request.read()
             if len(data) > self.max_message_bytes:
                 return _error(413, "PayloadTooLargeException", "Message too long")
+            if self.stage.buffer_full(sock):
+                # API Gateway's answer when "the WebSocket client side buffer is full"
+                # (see local_gateway.stage); the function may retry it later.
+                return _error(429, "LimitExceededException", "Too Many Requests")
             if not await self.stage.send(sock, data.decode("utf-8", errors="replace")):
                 return _gone()
             return web.Response(status=200)

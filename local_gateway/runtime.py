@@ -11,6 +11,14 @@ hangs could not be stopped. Here:
 - each function (a route) keeps a list of warm environments and starts a new one when
   none is idle, up to ``max_concurrency``; a slow invocation only occupies its own
   process, so other connections and routes carry on;
+- a function starts one new environment at a time: an invocation that finds none idle
+  while another is already cold-starting takes whichever is free first, the new one or
+  a warm one finishing its invocation. On AWS a burst starts many environments at once
+  on other machines; here each cold start (imports, boto3 clients: ~0.5 s of CPU) is
+  taken from the same two cores that are running the burst, so starting ten at once
+  made a burst slower, which made more invocations overlap, which started more
+  environments. Handlers cannot tell: they still see cold and warm environments, one
+  invocation per process at a time, up to ``max_concurrency`` of them;
 - an environment's ``os.environ`` is built from nothing, as Lambda builds it: the
   function's own variables exactly as the CDK app sets them (``chat.functions``), what
   the Lambda runtime adds (``AWS_LAMBDA_FUNCTION_NAME``…), local endpoints and dummy
@@ -242,8 +250,13 @@ class LambdaFunction:
     _idle: list[_Environment] = field(default_factory=list)
     _busy: set[_Environment] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _freed: threading.Condition = field(init=False)
+    _starting: int = 0  # environments started whose init has not finished
     _closed: bool = False
     _semaphore: asyncio.Semaphore | None = None
+
+    def __post_init__(self) -> None:
+        self._freed = threading.Condition(self._lock)
 
     async def invoke(self, event: dict[str, Any], request_id: str) -> InvocationResult:
         if self._semaphore is None:
@@ -257,33 +270,58 @@ class LambdaFunction:
     def _invoke_blocking(self, event: dict[str, Any], request_id: str) -> InvocationResult:
         started = time.monotonic()
         with self._lock:
-            if self._closed:
-                return InvocationResult(error="crash", detail="gateway is shutting down")
-            env = self._idle.pop() if self._idle else None
+            while True:
+                if self._closed:
+                    return InvocationResult(error="crash", detail="gateway is shutting down")
+                if self._idle:
+                    env, cold = self._idle.pop(), False
+                    break
+                if not self._starting:
+                    # No environment free and none on its way: start one (see the
+                    # module docstring for why only one at a time).
+                    self._starting += 1
+                    env, cold = None, True
+                    break
+                self._freed.wait()
+            if env is not None:
+                self._busy.add(env)
         if env is None:
             try:
                 env = _Environment(self.config)
             except Exception:
+                self._init_done()
                 return InvocationResult(error="crash", detail=traceback.format_exc())
-        with self._lock:
-            self._busy.add(env)
-        result = self._run(env, event, request_id)
+            with self._lock:
+                self._busy.add(env)
+        result = self._run(env, event, request_id, cold)
         result.duration_ms = (time.monotonic() - started) * 1000
         with self._lock:
             self._busy.discard(env)
             if result.error in (None, "error") and not self._closed:
                 self._idle.append(env)  # a raising handler leaves a warm environment
+                self._freed.notify()
             else:
                 env.kill()
         return result
 
-    def _run(self, env: _Environment, event: dict[str, Any], request_id: str) -> InvocationResult:
+    def _init_done(self) -> None:
+        with self._lock:
+            self._starting -= 1
+            self._freed.notify()
+
+    def _run(
+        self, env: _Environment, event: dict[str, Any], request_id: str, cold: bool = False
+    ) -> InvocationResult:
         timeout = self.config.timeout_s
         try:
-            env.conn.send((event, request_id, timeout))
-            if not env.conn.poll(INIT_TIMEOUT_S):
-                return InvocationResult(error="timeout", detail="init phase timed out")
-            _, init_ms = env.conn.recv()
+            try:
+                env.conn.send((event, request_id, timeout))
+                if not env.conn.poll(INIT_TIMEOUT_S):
+                    return InvocationResult(error="timeout", detail="init phase timed out")
+                _, init_ms = env.conn.recv()
+            finally:
+                if cold:
+                    self._init_done()
             if not env.conn.poll(timeout):
                 return InvocationResult(
                     error="timeout", detail=f"Task timed out after {timeout:.2f} seconds",
@@ -304,6 +342,7 @@ class LambdaFunction:
             self._closed = True
             idle, self._idle = self._idle, []
             busy = list(self._busy)
+            self._freed.notify_all()
         # Like Lambda reclaiming environments: no goodbye. They hold nothing to save (the
         # handlers' state is in DynamoDB), and waiting for each would slow every restart.
         for env in idle + busy:

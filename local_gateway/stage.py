@@ -13,6 +13,33 @@ the real value as default):
 - ``$disconnect`` fires for every connection that was accepted, however it ended, with
   ``disconnectStatusCode``/``disconnectReason``; the client's close code when it sent
   one, 1005 "Client-side close frame status not set" when its close frame had none.
+
+Load: the gateway never queues without bound.
+
+- **The stage's throttle**, as deployed (``throttle_rate_limit``/``throttle_burst_limit``
+  from ``cdk.json``: 50 requests a second, bursts of 100): a token bucket over every
+  data frame of every client, mock routes included. API Gateway documents that a
+  throttled request gets "429 Too Many Requests"; on a WebSocket there is no status to
+  send, and what clients report receiving is a frame in the shape of its other
+  gateway-made answers, ``{"message": "Too Many Requests", "connectionId": …,
+  "requestId": …}``, with the connection left open and nothing invoked. That frame is
+  what this stage sends (the exact text is from reports, not from AWS documentation).
+  Handshakes are not counted (API Gateway limits new connections by an account quota
+  of its own, 500 a second, not by the stage's throttle).
+- **Frames in flight per connection**: at most ``max_frames_in_flight`` frames of one
+  connection are waiting for or running in a function; one more is answered like a
+  throttled frame, before it takes a token. API Gateway has no such documented number
+  (it has whole fleets to queue on); here every connection shares two cores, and
+  without it one client flooding the socket filled the invocation queue and every
+  other client's frames waited behind its backlog. With it, a flood costs the flooder
+  its own frames and never another client's place in line.
+- **What one connection can have waiting to be written**: ``@connections`` answers a
+  post with 429 ``LimitExceededException`` when more than ``max_buffered_bytes`` are
+  already queued on that socket (a client that stopped reading). botocore documents
+  that exception as "…or the WebSocket client side buffer is full"; how big API
+  Gateway's buffer is, is not documented (1 MiB here, a guess). Below that, a post never
+  waits for the client to read, so a slow reader cannot hold up the function posting
+  to a whole room.
 """
 
 from __future__ import annotations
@@ -20,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +62,7 @@ from local_gateway.events import (
     new_gateway_id,
     now_ms,
 )
-from local_gateway.routing import Router
+from local_gateway.routing import Router, gateway_error
 from local_gateway.runtime import InvocationResult
 from local_gateway.settings import GatewaySettings
 
@@ -49,16 +77,42 @@ _NO_STATUS = (1005, "Client-side close frame status not set")
 ABNORMAL = (1006, "Connection closed abnormally")
 
 
+THROTTLED = "Too Many Requests"
+
+
+class TokenBucket:
+    """API Gateway's throttle: ``rate`` tokens a second, at most ``burst`` kept."""
+
+    def __init__(self, rate: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self._clock = clock
+        self._updated = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
 @dataclass(eq=False)
 class Socket:
     """An accepted WebSocket and the connection API Gateway knows it as."""
 
     info: ConnectionInfo
     ws: web.WebSocketResponse
+    transport: asyncio.BaseTransport | None = None
     close_code: int | None = None  # set when the gateway closes it
     close_reason: str = ""
     watchdog: asyncio.Task[None] | None = None
     open: bool = True
+    in_flight: int = 0  # frames routed and not finished
 
     def mark_closing(self, code: int, reason: str) -> bool:
         if not self.open:
@@ -91,6 +145,8 @@ class Stage:
         self.unfinished: dict[str, ConnectionInfo] = {}
         self.stopping = False
         self._frame_guard_warned = False
+        self.throttle = TokenBucket(settings.throttle_rate_limit, settings.throttle_burst_limit)
+        self.throttled = 0  # frames answered "Too Many Requests" (stage or per connection)
 
     # -- handshake ---------------------------------------------------------------------
 
@@ -147,7 +203,13 @@ class Stage:
             self._frame_guard_warned = True
             log.warning("This aiohttp version hides its frame parser: the %d-byte frame "
                         "limit is not enforced (the message limit is).", s.max_frame_bytes)
-        sock = Socket(info, ws)
+        sock = Socket(info, ws, request.transport)
+        if isinstance(sock.transport, asyncio.WriteTransport):
+            # Never make a post wait for a slow reader below the cap: @connections
+            # refuses at max_buffered_bytes (see buffer_full), the transport pauses
+            # only a message beyond it.
+            sock.transport.set_write_buffer_limits(
+                high=s.max_buffered_bytes + s.max_message_bytes + 64 * 1024)
         self.sockets[info.connection_id] = sock
         sock.watchdog = asyncio.create_task(self._watchdog(sock))
         try:
@@ -170,8 +232,16 @@ class Stage:
                 if not sock.open:
                     continue  # closing: API Gateway stops routing
                 sock.info.last_active_at = now_ms()
-                self.spawn(self.router.route_frame(
-                    sock.info, msg.data, lambda text, sock=sock: self.send(sock, text)))
+                if (sock.in_flight >= self.settings.max_frames_in_flight
+                        or not self.throttle.take()):
+                    # Answered here, in the reader: a client flooding faster than its
+                    # answers can be written is slowed down by its own socket.
+                    self.throttled += 1
+                    await self.send(sock, gateway_error(
+                        THROTTLED, sock.info.connection_id, new_gateway_id()))
+                    continue
+                sock.in_flight += 1
+                self.spawn(self._route(sock, msg.data))
             elif msg.type is WSMsgType.BINARY:
                 # Only data frames count as activity, but a binary one ends the connection.
                 await self.close(sock, *_BINARY)
@@ -193,6 +263,20 @@ class Stage:
                 return
             else:  # CLOSING / CLOSED
                 return
+
+    async def _route(self, sock: Socket, body: str) -> None:
+        try:
+            await self.router.route_frame(
+                sock.info, body, lambda text: self.send(sock, text))
+        finally:
+            sock.in_flight -= 1
+
+    def buffer_full(self, sock: Socket) -> bool:
+        """Whether the client has stopped reading long enough to refuse posts to it."""
+        transport = sock.transport
+        if not isinstance(transport, asyncio.WriteTransport):
+            return False
+        return transport.get_write_buffer_size() > self.settings.max_buffered_bytes
 
     async def send(self, sock: Socket, text: str) -> bool:
         if not sock.open or sock.ws.closed:

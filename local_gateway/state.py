@@ -10,7 +10,16 @@ crash-looping.
 The file also lists the connections whose ``$disconnect`` had not run when it was
 saved. After a crash (SIGKILL, a power cut) their sockets are gone but the handlers'
 records of them are not: API Gateway always runs ``$disconnect``, so the next start runs
-it for them (``StateKeeper.recover``).
+it for them (``StateKeeper.recover``), one at a time, in the background, while the
+gateway already serves new clients. All at once, as before, a crash under load (114
+connections in one room) cost 114 x 114 posts and deletes at the same moment: each
+``$disconnect`` tells the room, and each finds the other dead members gone (410) and
+removes them. They ran past their 10 s timeout, and new clients' frames failed with
+``internal`` meanwhile. One at a time, the first ``$disconnect`` removes the room's dead
+members and the rest find nothing left to do: the work is linear, no invocation has
+more than one room's worth of it, and live traffic never waits behind more than one
+recovery invocation. Connections not recovered when the gateway stops again stay in the
+state file for the next start.
 """
 
 from __future__ import annotations
@@ -193,15 +202,27 @@ class StateKeeper:
     def start(self) -> None:
         self._autosave = asyncio.create_task(self._autosave_loop())
 
-    def recover(self, orphans: list[ConnectionInfo]) -> None:
-        """Run ``$disconnect`` for connections a crash left open."""
+    def recover(self, orphans: list[ConnectionInfo]) -> asyncio.Task[int] | None:
+        """Run ``$disconnect`` for connections a crash left open, one at a time (see the
+        module docstring); returns the task doing it."""
         if not orphans:
-            return
+            return None
         log.warning("%d connection(s) were open when the gateway last stopped without "
-                    "closing them: running their $disconnect.", len(orphans))
+                    "closing them: running their $disconnect, one at a time.", len(orphans))
         for info in orphans:
             self.stage.unfinished[info.connection_id] = info  # until its $disconnect ran
-            self.stage.spawn(self.stage.disconnect(info, *ABNORMAL))
+        return self.stage.spawn(self._recover(orphans))
+
+    async def _recover(self, orphans: list[ConnectionInfo]) -> int:
+        done = 0
+        for info in orphans:
+            if self.stage.stopping:
+                break  # still in stage.unfinished: saved for the next start
+            await self.stage.disconnect(info, *ABNORMAL)
+            done += 1
+        log.info("Ran $disconnect for %d of %d connection(s) left open by the last run.",
+                 done, len(orphans))
+        return done
 
     async def stop(self) -> None:
         if self._autosave is not None:
