@@ -1,0 +1,368 @@
+"""The Management API adapter on its own, against a recorder of what reaches the wire.
+
+The adapter signs with botocore and sends with urllib3; these tests check what arrives:
+the SigV4 signature for ``execute-api`` (verified as API Gateway would), the id
+URL-encoded as boto3 encodes it, each outcome and its retries, reused connections, the
+bound on posts in flight, and the deadline. No test depends on timing: they wait on
+events, and what is slow is slow by a factor of ten or more.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import socket
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+import pytest
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from chat.adapters import management_api
+from chat.adapters.management_api import ManagementApi
+
+REGION = "eu-west-1"
+CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "token-1")
+# Shaped like API Gateway's ids: base64, so "=", "+" and "/" occur.
+ODD_ID = "a+b/c=d+/EXAMPLE="
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    client_port: int
+
+    @property
+    def connection_id(self) -> str:
+        return unquote(self.path.rsplit("/@connections/", 1)[1])
+
+
+@dataclass
+class Script:
+    """How the recorder answers: statuses per connection id (then 200), a gate every
+    post waits at, and an extra delay for chosen ids."""
+
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+    gate: threading.Event = field(default_factory=threading.Event)
+    slow: dict[str, float] = field(default_factory=dict)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Recorder
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_POST(self) -> None:
+        rec = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        got = Received(self.path, dict(self.headers.items()), body, self.client_address[1])
+        with rec.changed:
+            rec.received.append(got)
+            rec.in_flight += 1
+            rec.most_in_flight = max(rec.most_in_flight, rec.in_flight)
+            rec.changed.notify_all()
+            statuses = rec.script.statuses.get(got.connection_id) or [200]
+            status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        rec.script.gate.wait(30)
+        time.sleep(rec.script.slow.get(got.connection_id, 0))
+        with rec.changed:
+            rec.in_flight -= 1
+            rec.changed.notify_all()
+        self.send_response(status)
+        if status >= 400:
+            self.send_header("x-amzn-ErrorType", f"Error{status}Exception:http://internal/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class Recorder(ThreadingHTTPServer):
+    """An ``@connections`` endpoint that records every request and its connection."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script = Script()
+        self.script.gate.set()
+        self.received: list[Received] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.changed = threading.Condition()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/prod"
+
+    def attempts(self) -> Counter[str]:
+        with self.changed:
+            return Counter(r.connection_id for r in self.received)
+
+    def wait_until(self, predicate: Any) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: predicate(self), timeout=30)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    server = Recorder()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield server
+    server.script.gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    executor = ThreadPoolExecutor(max_workers=4)
+    yield executor
+    executor.shutdown(wait=True)
+
+
+def adapter(url: str, pool: ThreadPoolExecutor, concurrency: int = 4) -> ManagementApi:
+    return ManagementApi(url, region=REGION, credentials=CREDENTIALS, pool=pool,
+                         concurrency=concurrency)
+
+
+# -- what goes on the wire ---------------------------------------------------------------
+
+
+AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/(?P<date>\d{8})/eu-west-1/execute-api/"
+    r"aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+
+def test_a_post_is_sigv4_signed_for_execute_api_with_the_id_url_encoded(
+    recorder, pool
+) -> None:
+    assert adapter(recorder.url, pool).post(ODD_ID, b'{"type": "x"}') == "sent"
+    [got] = recorder.received
+    assert got.path == "/prod/@connections/a%2Bb%2Fc%3Dd%2B%2FEXAMPLE%3D"
+    assert got.connection_id == ODD_ID
+    assert got.body == b'{"type": "x"}'
+    auth = AUTHORIZATION.fullmatch(got.headers["Authorization"])
+    assert auth, got.headers["Authorization"]
+    assert re.fullmatch(r"\d{8}T\d{6}Z", got.headers["X-Amz-Date"])
+    assert got.headers["X-Amz-Date"].startswith(auth["date"])
+    assert got.headers["X-Amz-Security-Token"] == "token-1"
+    signed = auth["signed"].split(";")
+    assert {"host", "x-amz-date", "x-amz-security-token"} <= set(signed)
+
+    # Verify it as API Gateway would: the signature of what arrived, under the same key.
+    headers = {name: value for name, value in got.headers.items() if name.lower() in signed}
+    request = AWSRequest(method="POST", url=f"http://{got.headers['Host']}{got.path}",
+                         data=got.body, headers=headers)
+    request.context["timestamp"] = got.headers["X-Amz-Date"]
+    signer = SigV4Auth(CREDENTIALS, "execute-api", REGION)
+    string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+    assert signer.signature(string_to_sign, request) == auth["signature"]
+
+
+def test_the_path_is_the_one_boto3_posts_to(recorder, pool) -> None:
+    client = boto3.client(
+        "apigatewaymanagementapi", endpoint_url=recorder.url, region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+    )
+    client.post_to_connection(ConnectionId=ODD_ID, Data=b"boto3")
+    adapter(recorder.url, pool).post(ODD_ID, b"adapter")
+    boto3_post, adapter_post = recorder.received
+    assert adapter_post.path == boto3_post.path
+    assert adapter_post.body == b"adapter"
+
+
+# -- outcomes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcome", "attempts"),
+    [
+        ([200], "sent", 1),
+        ([204], "sent", 1),
+        ([410], "gone", 1),  # final: the caller removes the connection
+        ([500], "unsent", 3),  # refused each time: safe to send again later
+        ([503, 200], "sent", 2),
+        ([429, 429, 200], "sent", 3),  # throttled, then taken
+        ([429], "unsent", 3),
+        ([403], "failed", 1),  # other 4xx: not retried
+        ([400], "failed", 1),
+    ],
+)
+def test_each_answer_has_its_outcome_and_only_refusals_are_retried(
+    recorder, pool, statuses, outcome, attempts
+) -> None:
+    recorder.script.statuses["c1"] = list(statuses)
+    assert adapter(recorder.url, pool).post("c1", b"{}") == outcome
+    assert recorder.attempts()["c1"] == attempts
+
+
+def test_an_answer_after_the_read_timeout_is_failed_and_never_sent_again(
+    recorder, pool, monkeypatch
+) -> None:
+    monkeypatch.setattr(management_api, "READ_TIMEOUT_S", 0.2)  # read when the pool is made
+    api = adapter(recorder.url, pool)
+    recorder.script.slow["late"] = 3.0  # fifteen times the read timeout
+    assert api.post("late", b"{}") == "failed"
+    assert recorder.attempts()["late"] == 1
+
+
+def test_a_connection_never_made_is_retried_then_unsent(pool, monkeypatch) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = adapter(f"http://127.0.0.1:{port}/prod", pool)
+    tries = Counter()
+    attempt = api._attempt
+
+    def counted(cid: str, data: bytes) -> Any:
+        tries[cid] += 1
+        return attempt(cid, data)
+
+    monkeypatch.setattr(api, "_attempt", counted)
+    assert api.post("c1", b"{}") == "unsent"
+    assert tries["c1"] == 3
+
+
+def test_without_credentials_a_post_fails_without_raising(recorder, pool) -> None:
+    api = ManagementApi(recorder.url, region=REGION, credentials=None, pool=pool, concurrency=2)
+    assert api.post("c1", b"{}") == "failed"
+    assert recorder.received == []
+
+
+# -- many posts --------------------------------------------------------------------------
+
+
+def test_post_many_delivers_each_recipient_once_and_reports_each_outcome(
+    recorder, pool
+) -> None:
+    ids = [f"c{n}" for n in range(20)]
+    recorder.script.statuses.update({"c3": [410], "c5": [500], "c7": [403], "c9": [429, 200]})
+    delivery = adapter(recorder.url, pool).post_many([*ids, "c1", "c2"], b"{}")
+    assert delivery.gone == ["c3"]
+    assert delivery.unsent == ["c5"]
+    assert delivery.failed == ["c7"]
+    assert sorted(delivery.sent) == sorted(set(ids) - {"c3", "c5", "c7"})
+    assert recorder.attempts()["c1"] == 1  # duplicates posted once
+
+
+def test_connections_are_kept_alive_and_reused(recorder, pool) -> None:
+    api = adapter(recorder.url, pool, concurrency=3)
+    for n in range(5):
+        assert api.post(f"one-{n}", b"{}") == "sent"
+    assert len({r.client_port for r in recorder.received}) == 1
+    delivery = api.post_many([f"many-{n}" for n in range(60)], b"{}")
+    assert len(delivery.sent) == 60
+    assert len({r.client_port for r in recorder.received}) <= 3  # the pool's size
+
+
+def test_never_more_posts_in_flight_than_the_concurrency(recorder, pool) -> None:
+    recorder.script.gate.clear()  # posts wait until four are in flight at once
+    api = adapter(recorder.url, pool, concurrency=4)
+    waiter = threading.Thread(target=lambda: (
+        recorder.wait_until(lambda r: r.in_flight >= 4), recorder.script.gate.set()))
+    waiter.start()
+    recorder.script.slow.update({f"c{n}": 0.01 for n in range(40)})  # overlap after that
+    delivery = api.post_many([f"c{n}" for n in range(40)], b"{}")
+    waiter.join()
+    assert len(delivery.sent) == 40
+    assert recorder.most_in_flight == 4
+
+
+def test_at_the_deadline_running_posts_are_failed_and_the_rest_unsent_and_never_sent(
+    recorder, pool
+) -> None:
+    recorder.script.gate.clear()  # nothing is answered before the deadline
+    api = adapter(recorder.url, pool, concurrency=2)
+    ids = [f"c{n}" for n in range(10)]
+    delivery = api.post_many(ids, b"{}", deadline=time.monotonic() + 0.5)
+    assert delivery.sent == []
+    recorder.script.gate.set()
+    pool.shutdown(wait=True)  # the workers finish what they had started, and no more
+    arrived = set(recorder.attempts())
+    assert len(arrived) <= 2  # the two workers' first posts, if they started in time
+    assert sorted(delivery.failed) == sorted(arrived)  # in flight: maybe delivered
+    assert sorted(delivery.unsent) == sorted(set(ids) - arrived)  # never sent
+
+
+def test_a_deadline_already_past_posts_nothing(recorder, pool) -> None:
+    delivery = adapter(recorder.url, pool).post_many(["a", "b", "c"], b"{}", deadline=0.0)
+    pool.shutdown(wait=True)
+    assert sorted(delivery.unsent) == ["a", "b", "c"]
+    assert recorder.received == []
+
+
+# -- HTTPS -------------------------------------------------------------------------------
+
+
+def self_signed(tmp_path: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_https_is_verified_against_botocores_ca_bundle(
+    recorder, pool, tmp_path, monkeypatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    recorder.socket = context.wrap_socket(recorder.socket, server_side=True)
+    url = recorder.url.replace("http://", "https://")
+    # Not in botocore's bundle: refused before anything is sent, and not retried.
+    assert adapter(url, pool).post("c1", b"{}") == "failed"
+    assert recorder.received == []
+    # Trusted: posted over TLS on a kept-alive connection.
+    monkeypatch.setattr(management_api, "get_cert_path", lambda _verify: cert)
+    api = adapter(url, pool)
+    assert [api.post(f"c{n}", b"{}") for n in range(3)] == ["sent"] * 3
+    assert len({r.client_port for r in recorder.received}) == 1
+    assert recorder.received[0].headers["Host"] == url.split("/")[2]
+
+
+def test_an_https_endpoint_gets_a_pool_of_the_concurrency() -> None:
+    pool = management_api.http_pool("https://abc123.execute-api.eu-west-1.amazonaws.com/prod", 8)
+    assert isinstance(pool, urllib3.HTTPSConnectionPool)
+    assert (pool.host, pool.port, pool.pool.maxsize, pool.block) == (
+        "abc123.execute-api.eu-west-1.amazonaws.com", 443, 8, True)
+    with pytest.raises(ValueError, match="not an http"):
+        management_api.http_pool("ftp://example.com/prod", 8)
