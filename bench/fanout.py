@@ -1,100 +1,403 @@
-"""Fan-out bench: one ``new_message`` through the real handler to rooms of N members.
+"""Fan-out bench: one ``new_message`` through the real handler to a room of N members.
 
-DynamoDB is moto in-process; ``@connections`` is ``local_gateway.testing``'s real HTTP endpoint
-with a simulated API Gateway round trip (``--latency-ms``, default 20 ms, about what a
-post_to_connection takes inside a region). Each room size runs with the fan-out pool at
-1 (posts one by one) and at the configured concurrency, in the same run, so the ratio
-shows what bounded concurrency buys; absolute times include moto's cost (its Query
-scans the partition) and this machine's noise.
+The handler runs in this process (``local_gateway.testing.InProcessStage``), as on a
+Lambda; what it calls runs OUT of it, in processes of their own, as AWS does for a
+Lambda: DynamoDB (moto's server, ``local_gateway.dynamodb.LocalDynamoDB``, through
+``AWS_ENDPOINT_URL_DYNAMODB``) and ``@connections`` (a small aiohttp server answering
+every post after ``--latency-ms``, default 20 ms, about a post_to_connection inside a
+region, any number at once). So this process's CPU time is
+what a function pays for its side of the fan-out, and moto's own work is not in it.
+The room's membership items are written directly (``chat.adapters.dynamodb``'s items,
+batch writes), not through ``$connect``, whose join announcements make seeding O(N²).
 
-    .venv/bin/python bench/fanout.py [--sizes 10,50,200] [--latency-ms 20] [--repeat 5]
+The same room is fanned out to one by one (``FANOUT_CONCURRENCY=1``, the baseline) and
+with ``--workers`` posts in flight (default: ``chat.config.FANOUT_CONCURRENCY``'s
+default), in the same run:
 
-Prints one JSON line.
+- ``wall_s``: median handler time over ``--repeat`` warm invocations, the room's Query
+  included (that Query alone: ``query_wall_s``; moto is slower than DynamoDB at it); the
+  first pooled one, which also opens the pool's connections, is ``first_wall_s``;
+- ``cpu_ms_per_recipient``: this process's ``time.process_time()`` (all its threads)
+  around a warm invocation, divided by N: the handler's DynamoDB calls (client side,
+  including parsing the room's Query), Powertools, JSON, signing and the HTTP posts;
+- ``capacity``: DynamoDB capacity units of one ``new_message`` (with a ``client_id``)
+  to a room of ``--capacity-room`` (default 50), computed from the sizes of the items
+  each call touched with DynamoDB's rounding rules. moto answers
+  ``ReturnConsumedCapacity`` with fixed placeholders (1.0 per write or Query, 0.5 per
+  GetItem, whatever the sizes), shown as ``moto_reported`` for comparison only.
+
+    .venv/bin/python bench/fanout.py [--json] [--recipients 1000] [--latency-ms 20]
+        [--workers N] [--repeat 3] [--capacity-room 50] [--profile FILE.html]
+
+``--profile`` writes a pyinstrument report of one more warm pooled invocation (``pip
+install pyinstrument``). With ``--json`` the last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import math
 import os
 import statistics
+import subprocess
 import sys
+import threading
 import time
+import urllib.request
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "functions"))
 # Before the handlers are imported: Powertools reads these when its Logger is created.
 os.environ.update(POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from bench.machine import machine  # noqa: E402
-from chat import bootstrap  # noqa: E402
-from chat.tables import TABLES  # noqa: E402
-from local_gateway.dynamodb import create_table  # noqa: E402
-from local_gateway.testing import InProcessStage, ScriptedConnections  # noqa: E402
+STAGE = "prod"
+SERVE_FLAG = "--serve-endpoint"
 
 
-def run(sizes: list[int], latency_ms: float, repeat: int, concurrency: int) -> dict:
-    recorder = ScriptedConnections(latency_s=latency_ms / 1000).start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "CONNECTIONS_TABLE": "bench-connections",
-        "MESSAGES_TABLE": "bench-messages",
-        "CALLBACK_URL": recorder.url,
-        "RATE_LIMIT_MESSAGES": "1000000",
-    }
-    os.environ.update(env)
-    results = []
-    with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        for spec in TABLES:
-            create_table(db, spec, env[spec.env_var])
-        for size in sizes:
-            row: dict = {"room": size}
-            for pool in (1, concurrency):
-                os.environ["FANOUT_CONCURRENCY"] = str(pool)
-                bootstrap.use(None)  # rebuilt with this pool size
-                gw = InProcessStage(recorder)
-                room = f"r{size}-{pool}"
-                recorder.latency_s = 0  # joining is not what we measure
-                members = [gw.join(f"u{n}", room) for n in range(size)]
-                recorder.latency_s = latency_ms / 1000
-                timings = []
-                for n in range(repeat):
-                    start = time.perf_counter()
-                    gw.send(members[0], {"action": "new_message", "text": f"bench {n}"})
-                    timings.append((time.perf_counter() - start) * 1000)
-                delivered = sum(1 for m in members if recorder.take(m))
-                assert delivered == size, f"only {delivered}/{size} members received"
-                row[f"ms_pool_{pool}"] = round(statistics.median(timings), 1)
-            row["speedup"] = round(row["ms_pool_1"] / row[f"ms_pool_{concurrency}"], 1)
-            results.append(row)
-    recorder.shutdown()
+# -- @connections in a subprocess -------------------------------------------------------
+
+
+def serve_endpoint(latency_s: float) -> None:
+    """Answer every ``POST /<stage>/@connections/{id}`` with 200 after ``latency_s``,
+    any number at once; ``GET /stats`` returns and resets the posts counted per id.
+    Prints the port."""
+    from aiohttp import web
+
+    # Go when the bench does, however it ends: its end closes our stdin.
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    posts: Counter[str] = Counter()
+
+    async def post(request: web.Request) -> web.Response:
+        await request.read()
+        posts[unquote(request.raw_path.rsplit("/@connections/", 1)[1])] += 1
+        if latency_s:
+            await asyncio.sleep(latency_s)
+        return web.Response(status=200)
+
+    async def stats(_request: web.Request) -> web.Response:
+        body = {"posts": sum(posts.values()), "recipients": len(posts)}
+        posts.clear()
+        return web.json_response(body)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post(f"/{STAGE}/@connections/{{cid:.+}}", post)
+        app.router.add_get("/stats", stats)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, backlog=2048).start()
+        print(runner.addresses[0][1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class Endpoint:
+    """The subprocess above; ``stats()`` says what it received since the last call."""
+
+    def __init__(self, latency_ms: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, SERVE_FLAG, "--latency-ms", str(latency_ms)],
+            stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+        )
+        assert self.process.stdout is not None
+        port = self.process.stdout.readline().strip()
+        if not port.isdigit():
+            self.close()
+            raise RuntimeError("the @connections endpoint did not start")
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}/{STAGE}"
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.base + "/stats", timeout=10) as answer:
+            return json.load(answer)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+# -- DynamoDB item sizes and capacity units ---------------------------------------------
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = str(Decimal(v).normalize()).replace("-", "").replace(".", "").lstrip("0")
+        return (len(digits.split("E")[0]) + 1) // 2 + 1
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: x}) for x in v)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(x) for x in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(x) for k, x in v.items())
+    raise ValueError(kind)
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: names plus values (numbers ~1 byte per two
+    significant digits plus one)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def capacity_of(calls: list[tuple[str, dict[str, Any]]], db: Any) -> dict[str, Any]:
+    """Capacity units of the recorded calls, from the sizes of the items they touched.
+
+    Writes: 1 WCU per KB of the item (the larger of before and after), twice that in a
+    transaction. Reads: 1 RCU per 4 KB, strongly consistent; a Query bills the summed
+    size of every item it read (projection does not reduce it), rounded up once.
+    """
+    per_call = []
+    for op, params in calls:
+        table = params.get("TableName")
+        if op == "UpdateItem":
+            after = db.get_item(TableName=table, Key=params["Key"])["Item"]
+            units = math.ceil(item_size(after) / 1024)
+            per_call.append({"op": op, "wcu": units, "bytes": item_size(after)})
+        elif op == "PutItem":
+            size = item_size(params["Item"])
+            per_call.append({"op": op, "wcu": math.ceil(size / 1024), "bytes": size})
+        elif op == "TransactWriteItems":
+            sizes = [item_size(x["Put"]["Item"]) for x in params["TransactItems"]]
+            units = sum(2 * math.ceil(s / 1024) for s in sizes)
+            per_call.append({"op": op, "wcu": units, "bytes": sizes})
+        elif op == "Query":
+            full = {k: v for k, v in params.items() if k != "ProjectionExpression"}
+            size = sum(item_size(i) for i in db.query(**full)["Items"])
+            rcu = math.ceil(size / 4096) * (1 if params.get("ConsistentRead") else 0.5)
+            per_call.append({"op": op, "rcu": rcu, "bytes": size})
+        elif op == "GetItem":
+            item = db.get_item(TableName=table, Key=params["Key"]).get("Item", {})
+            rcu = max(1, math.ceil(item_size(item) / 4096))
+            per_call.append({"op": op, "rcu": rcu, "bytes": item_size(item)})
+        else:
+            per_call.append({"op": op})
     return {
-        "bench": "fanout",
-        "machine": machine(),
-        "latency_ms": latency_ms,
-        "concurrency": concurrency,
-        "repeat": repeat,
-        "median_handler_ms": results,
+        "wcu": sum(c.get("wcu", 0) for c in per_call),
+        "rcu": sum(c.get("rcu", 0) for c in per_call),
+        "calls": per_call,
     }
+
+
+# -- the bench --------------------------------------------------------------------------
+
+
+def seed_room(db: Any, room: str, size: int, tables: dict[str, str]) -> list[str]:
+    """A room of ``size`` connections in shard 0, as ``Store.add_connection`` leaves
+    them; the first also gets its identity item (the sender)."""
+    from chat.adapters.dynamodb import CONNECTION_TTL_S, Keys, connection_item, member_item
+    from chat.model import Connection
+    from local_gateway.events import new_gateway_id
+
+    now = int(time.time())
+    expires = now + CONNECTION_TTL_S
+    conns = [
+        Connection(new_gateway_id(), f"u{n}", room, (now - 60) * 1000) for n in range(size)
+    ]
+    items = [member_item(c, expires) for c in conns] + [connection_item(conns[0], expires)]
+    items.append({**Keys.layout(room), "s0": {"N": str(size)}})  # all in shard 0
+    for start in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]
+        pending = {tables["CONNECTIONS_TABLE"]: batch}
+        while pending:
+            pending = db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    return [c.connection_id for c in conns]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import boto3
+    from botocore.config import Config
+
+    from bench.machine import machine
+    from chat import bootstrap
+    from chat.config import FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE
+    from local_gateway.dynamodb import LocalDynamoDB
+    from local_gateway.testing import InProcessStage
+
+    workers = args.workers or FANOUT_CONCURRENCY.default
+    endpoint = Endpoint(args.latency_ms)
+    dynamodb = LocalDynamoDB()  # moto's server, in a process of its own
+    tables = {spec.env_var: name for spec, name in dynamodb.table_names.items()}
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        os.environ.pop(key, None)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
+        AWS_ENDPOINT_URL_DYNAMODB=dynamodb.start(), CALLBACK_URL=endpoint.url,
+        RATE_LIMIT_MESSAGES="1000000", **tables,
+        # The whole room in one shard: posted in-line by new_message, what is measured.
+        FANOUT_SHARD_SIZE=str(max(args.recipients, args.capacity_room, FANOUT_SHARD_SIZE.default)),
+    )
+    counter = iter(range(1_000_000))
+
+    def invoke(gw: InProcessStage, sender: str, expect: int, **frame: Any) -> tuple[float, float]:
+        """One new_message: (wall s, CPU s), after checking every member got it."""
+        body = {"action": "new_message", "text": f"bench {next(counter)}", **frame}
+        cpu, wall = time.process_time(), time.perf_counter()
+        gw.send(sender, body)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        got = endpoint.stats()
+        if got["recipients"] != expect:
+            raise RuntimeError(f"{got['recipients']}/{expect} members received the message")
+        return wall, cpu
+
+    def services(pool: int) -> Any:
+        # The functions' own services, but a DynamoDB client that waits out moto's slow
+        # Query of a big partition on a busy machine (the functions' gives up after 2 s).
+        os.environ["FANOUT_CONCURRENCY"] = str(pool)
+        built = bootstrap.build(dynamodb_client=boto3.client("dynamodb", config=Config(
+            read_timeout=60, retries={"mode": "standard", "total_max_attempts": 1})))
+        bootstrap.use(built)
+        return built
+
+    try:
+        db = boto3.client("dynamodb")
+        n = args.recipients
+        sender = seed_room(db, "bench", n, tables)[0]
+        gw = InProcessStage(endpoint)  # type: ignore[arg-type]  # posts go to CALLBACK_URL
+        gw.open[sender] = _info(sender)
+
+        # The baseline: one by one, the same room, after a warm-up invocation.
+        services(1)
+        invoke(gw, sender, n)
+        baseline_wall, _ = invoke(gw, sender, n)
+
+        s = services(workers)
+        first_wall, _ = invoke(gw, sender, n)  # also opens the pool's connections
+        walls, cpus = [], []
+        for _ in range(args.repeat):
+            wall, cpu = invoke(gw, sender, n)
+            walls.append(wall)
+            cpus.append(cpu)
+        if args.profile:
+            from pyinstrument import Profiler
+
+            with Profiler(interval=0.0005, async_mode="disabled") as profiler:
+                invoke(gw, sender, n)
+            Path(args.profile).write_text(profiler.output_html())
+        start = time.perf_counter()
+        s.store.room_shard("bench")
+        query_wall = time.perf_counter() - start
+        capacity = measure_capacity(db, s, gw, tables, args.capacity_room, invoke)
+    finally:
+        bootstrap.use(None)
+        endpoint.close()
+        dynamodb.stop()
+
+    wall = statistics.median(walls)
+    result = {
+        "bench": "fanout",
+        "recipients": n,
+        "latency_ms": args.latency_ms,
+        "workers": workers,
+        "wall_s": round(wall, 3),
+        "baseline_wall_s": round(baseline_wall, 3),
+        "speedup": round(baseline_wall / wall, 1),
+        "cpu_ms_per_recipient": round(statistics.median(cpus) * 1000 / n, 3),
+        "first_wall_s": round(first_wall, 3),
+        "query_wall_s": round(query_wall, 3),
+        "cpu_includes": "the handler process only: its DynamoDB calls (client side), "
+                        "Powertools, JSON, signing and the HTTP posts; DynamoDB (moto) and "
+                        "@connections run in a subprocess",
+        "repeat": args.repeat,
+        "capacity": capacity,
+        "machine": machine(),
+    }
+    if args.profile:
+        result["profile"] = args.profile
+    return result
+
+
+def _info(cid: str) -> Any:
+    from local_gateway.events import ConnectionInfo
+
+    return ConnectionInfo(
+        connection_id=cid, source_ip="203.0.113.7",
+        domain_name="abc123.execute-api.us-east-1.amazonaws.com",
+        connected_at=int(time.time() * 1000) - 60_000, api_id="abc123", stage=STAGE,
+    )
+
+
+def measure_capacity(
+    db: Any, services: Any, gw: Any, tables: dict[str, str], size: int, invoke: Any
+) -> dict[str, Any]:
+    """Capacity units of one new_message (with a client_id) to a room of ``size``."""
+    ids = seed_room(db, "capacity", size, tables)
+    gw.open[ids[0]] = _info(ids[0])
+    client = services.store.client
+    calls: list[tuple[str, dict[str, Any]]] = []
+    moto_reported: list[float] = []
+
+    def ask(params: dict[str, Any], model: Any, **_kw: Any) -> None:
+        calls.append((model.name, dict(params)))
+        params["ReturnConsumedCapacity"] = "TOTAL"
+
+    def reported(parsed: dict[str, Any], **_kw: Any) -> None:
+        consumed = parsed.get("ConsumedCapacity")
+        for c in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+            moto_reported.append(c.get("CapacityUnits", 0))
+
+    hooks = [("provide-client-params.dynamodb.*", ask),
+             ("after-call.dynamodb.*", reported)]
+    for event, hook in hooks:
+        client.meta.events.register(event, hook)
+    try:
+        invoke(gw, ids[0], size, client_id="capacity-1")
+    finally:
+        for event, hook in hooks:
+            client.meta.events.unregister(event, hook)
+    result = capacity_of(calls, db)
+    return {"room": size, "with_client_id": True, **result,
+            "moto_reported": sum(moto_reported)}
+
+
+def human(result: dict[str, Any]) -> str:
+    c = result["capacity"]
+    return (
+        f"{result['recipients']} recipients at {result['latency_ms']} ms: "
+        f"{result['wall_s']} s with {result['workers']} workers (first {result['first_wall_s']} s)"
+        f" vs {result['baseline_wall_s']} s one by one ({result['speedup']}x); "
+        f"{result['cpu_ms_per_recipient']} ms CPU per recipient; "
+        f"room of {c['room']}: {c['wcu']} WCU + {c['rcu']} RCU per new_message"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,50,200")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--recipients", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="posts in flight (default: FANOUT_CONCURRENCY's default)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--capacity-room", type=int, default=50)
+    parser.add_argument("--profile", default="", help="write a pyinstrument HTML report")
+    parser.add_argument(SERVE_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    print(json.dumps(run(sizes, args.latency_ms, args.repeat, args.concurrency)))
+    if args.serve_endpoint:
+        serve_endpoint(args.latency_ms / 1000)
+        return
+    result = run(args)
+    print(human(result), flush=True)
+    if args.json:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
