@@ -27,10 +27,11 @@ default), in the same run:
   GetItem, whatever the sizes), shown as ``moto_reported`` for comparison only.
 
     .venv/bin/python bench/fanout.py [--json] [--recipients 1000] [--latency-ms 20]
-        [--workers N] [--repeat 3] [--capacity-room 50] [--profile FILE.html]
+        [--workers N] [--repeat 3] [--capacity-room 50]
 
-``--profile`` writes a pyinstrument report of one more warm pooled invocation (``pip
-install pyinstrument``). With ``--json`` the last line is one JSON object.
+With ``--json`` the last line is one JSON object. To see where the time goes, sample
+every thread (the posts run on the pool's): ``py-spy record --gil --threads -p PID``
+(pyinstrument samples only the thread that started it).
 """
 
 from __future__ import annotations
@@ -286,12 +287,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wall, cpu = invoke(gw, sender, n)
             walls.append(wall)
             cpus.append(cpu)
-        if args.profile:
-            from pyinstrument import Profiler
-
-            with Profiler(interval=0.0005, async_mode="disabled") as profiler:
-                invoke(gw, sender, n)
-            Path(args.profile).write_text(profiler.output_html())
         start = time.perf_counter()
         s.store.room_shard("bench")
         query_wall = time.perf_counter() - start
@@ -320,8 +315,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "capacity": capacity,
         "machine": machine(),
     }
-    if args.profile:
-        result["profile"] = args.profile
     return result
 
 
@@ -381,15 +374,16 @@ def human(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    parser.add_argument("--recipients", type=int, default=1000)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="posts in flight (default: FANOUT_CONCURRENCY's default)")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--capacity-room", type=int, default=50)
-    parser.add_argument("--profile", default="", help="write a pyinstrument HTML report")
     parser.add_argument(SERVE_FLAG, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    for flag, kind, default, text in (
+        ("--recipients", int, 1000, "members of the room, sender included"),
+        ("--latency-ms", float, 20.0, "how long @connections takes to answer a post"),
+        ("--workers", int, 0, "posts in flight (default: FANOUT_CONCURRENCY's default)"),
+        ("--repeat", int, 3, "warm pooled invocations; the median is reported"),
+        ("--capacity-room", int, 50, "the room whose capacity units are computed"),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=text)
     args = parser.parse_args()
     if args.serve_endpoint:
         serve_endpoint(args.latency_ms / 1000)
