@@ -58,7 +58,7 @@ _BUCKET_MS = 100  # rate-limit resolution
 CONNECT_GRACE_MS = 15_000
 # The fan-out worker: re-queues of what it could not deliver before giving up, and the
 # backoff between rounds of posts API Gateway refused (429).
-MAX_REQUEUES = 8
+MAX_REQUEUES = 20  # with up to 30 s of tries each and delays up to 60 s: ~half an hour
 # Worst case of one post: connect and read timeouts, plus a retry's backoff.
 _POST_WORST_CASE_S = 3.5
 # Posts per post_many call in the worker (between checks of the time left), and rounds
