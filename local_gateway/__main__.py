@@ -69,8 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     functions = p.add_argument_group(
         "function settings (defaults: chat.config, as the CDK app deploys them)")
     for setting in FUNCTION_SETTINGS:
-        functions.add_argument(setting.flag, type=_positive, default=setting.default,
-                               metavar="N", dest=setting.key, help=setting.help)
+        choices = getattr(setting, "choices", ())
+        if choices:  # a word, e.g. --auth none|cognito
+            functions.add_argument(setting.flag, choices=choices, default=setting.default,
+                                   dest=setting.key, help=setting.help)
+        else:
+            functions.add_argument(setting.flag, type=_positive, default=setting.default,
+                                   metavar="N", dest=setting.key, help=setting.help)
     return p
 
 
