@@ -23,7 +23,7 @@ from chat.config import CALLBACK_URL_ENV
 from chat.functions import FUNCTIONS, MOCK_ROUTES, Function, QueueConsumer
 from chat.queues import QUEUES
 from chat.tables import TABLES, TableSpec
-from local_gateway import runtime
+from local_gateway import management_api, runtime
 from local_gateway.dynamodb import DUMMY_CREDENTIALS, LocalDynamoDB
 from local_gateway.event_sources import LocalQueues, SqsPoller
 from local_gateway.events import STAGE, ConnectionInfo, new_gateway_id
@@ -64,6 +64,7 @@ class Gateway:
         self._connection_ids = connection_ids
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
+        self._listener: management_api.Listener | None = None
         self._stopping = False
         self.port = 0
         # Built in start(), once the ports and endpoints they need exist.
@@ -143,12 +144,14 @@ class Gateway:
 
         app = web.Application(client_max_size=s.max_message_bytes + 1)
         app.router.add_get(f"/{STAGE}", self.stage.handle)
-        ManagementApi(self.stage, s.max_message_bytes).add_routes(app)
+        connections = ManagementApi(self.stage, s.max_message_bytes)
+        connections.add_routes(app)
         Site(s.frontend_dir, lambda: self.websocket_url).add_routes(app)  # last: "/" catches all
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        # Posts to @connections take a fast path in front of aiohttp (management_api).
+        self._listener = await management_api.listen(self._runner, sock, connections)
         for fn in self.functions:
             if isinstance(fn.trigger, QueueConsumer):
                 concurrency = s.trigger_settings[fn.trigger.max_concurrency.key]
@@ -184,6 +187,8 @@ class Gateway:
             timeout = max(fn.timeout_s for fn in self.functions) if self.functions else 10
             await asyncio.wait(set(self._tasks),
                                timeout=(self.settings.handler_timeout_s or timeout) / 2)
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
         for poller in self.pollers:
