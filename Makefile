@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: dev test lint synth deploy destroy bootstrap bench clean
+.PHONY: dev test lint synth deploy destroy bootstrap bench soak clean
 
 $(VENV)/.stamp-install: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,18 @@ destroy: $(VENV)/.stamp-install node_modules/.stamp-install
 
 bench: $(VENV)/.stamp-install
 	$(PY) bench/run_all.py
+
+# Not in CI: 200 clients in 5 rooms through python -m local_gateway for 60 s, each
+# sending every 10 s (20 messages/s, 800 deliveries/s). Prints bench/e2e.py's JSON and
+# fails unless nothing was lost, duplicated or delivered to another room. The short
+# version runs in `make test` (tests/gateway/test_load.py).
+SOAK_CLIENTS ?= 200
+SOAK_ROOMS ?= 5
+SOAK_SECONDS ?= 60
+SOAK_RATE ?= 0.1
+soak: $(VENV)/.stamp-install
+	$(PY) bench/e2e.py --json --clients $(SOAK_CLIENTS) --rooms $(SOAK_ROOMS) \
+		--rate-per-client $(SOAK_RATE) --seconds $(SOAK_SECONDS) --grace 60
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache .hypothesis
