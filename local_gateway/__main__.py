@@ -128,7 +128,7 @@ async def serve(settings: GatewaySettings) -> None:
         f"(stage 'local', functions from chat.functions, DynamoDB on moto, {state})\n"
         f"  Page:       {gateway.http_url}/\n"
         f"  WebSocket:  {gateway.websocket_url}\n"
-        f"  wscat:      npx wscat -c '{gateway.websocket_url}?username=alice&room=general'\n"
+        f"{_how_to_connect(gateway)}"
         f"Ctrl-C to stop.",
         flush=True,
     )
@@ -137,6 +137,19 @@ async def serve(settings: GatewaySettings) -> None:
     await gateway.stop()
     print(f"Stopped ({gateway.stats.invocations} invocations, "
           f"{gateway.stats.errors} failed).", flush=True)
+
+
+def _how_to_connect(gateway: Gateway) -> str:
+    if gateway.cognito is None or gateway.cognito.pool is None:
+        return (f"  wscat:      npx wscat -c '{gateway.websocket_url}?username=alice"
+                f"&room=general'\n")
+    return (
+        f"  Sign-in:    Cognito (moto) at {gateway.cognito.endpoint(gateway.http_url)}, "
+        f"pool {gateway.cognito.pool.pool_id}. No email is sent: ANY confirmation code "
+        f"works locally.\n"
+        f"  wscat:      npx wscat -c '{gateway.websocket_url}?room=general' "
+        f"-s chat.v1 -s bearer.$ID_TOKEN\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,9 @@ class ConnectionInfo:
     last_active_at: int = 0  # epoch milliseconds of the last data frame from the client
     api_id: str = API_ID
     stage: str = STAGE
+    # What a $connect authorizer allowed it with (principalId and its context): API
+    # Gateway repeats it as requestContext.authorizer in every event of the connection.
+    authorizer: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.last_active_at:
@@ -93,6 +96,7 @@ def _request_context(
         "domainName": conn.domain_name,
         "connectionId": conn.connection_id,
         "apiId": conn.api_id,
+        **({"authorizer": dict(conn.authorizer)} if conn.authorizer is not None else {}),
     }
 
 
@@ -129,6 +133,31 @@ def connect_event(
         )
     event["requestContext"] = _request_context(conn, "$connect", "CONNECT", request_id)
     event["isBase64Encoded"] = False
+    return event
+
+
+ACCOUNT_ID = "123456789012"  # moto's default account, in ARNs
+REGION = "us-east-1"
+
+
+def method_arn(conn: ConnectionInfo, route_key: str = "$connect") -> str:
+    """What a WebSocket authorizer is asked about: ``…:<api>/<stage>/$connect``."""
+    return f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{conn.api_id}/{conn.stage}/{route_key}"
+
+
+def authorizer_event(conn: ConnectionInfo, connect: dict[str, Any]) -> dict[str, Any]:
+    """The event of a Lambda REQUEST authorizer on ``$connect``: the handshake as
+    ``$connect`` would see it (``connect``, from ``connect_event``), plus ``type``,
+    ``methodArn`` and ``stageVariables``."""
+    event: dict[str, Any] = {"type": "REQUEST", "methodArn": method_arn(conn)}
+    event["headers"], event["multiValueHeaders"] = connect["headers"], connect["multiValueHeaders"]
+    for key in ("queryStringParameters", "multiValueQueryStringParameters"):
+        if key in connect:
+            event[key] = connect[key]
+    event["stageVariables"] = {}
+    context = connect["requestContext"]
+    context.pop("authorizer", None)  # not decided yet
+    event["requestContext"] = context
     return event
 
 

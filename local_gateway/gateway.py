@@ -20,10 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from chat.config import CALLBACK_URL_ENV
-from chat.functions import FUNCTIONS, MOCK_ROUTES, Function, QueueConsumer
+from chat.functions import MOCK_ROUTES, Function, QueueConsumer, functions_for
 from chat.queues import QUEUES
 from chat.tables import TABLES, TableSpec
 from local_gateway import management_api, runtime
+from local_gateway.authorizers import ConnectAuthorizers
+from local_gateway.cognito import LocalCognito
 from local_gateway.dynamodb import DUMMY_CREDENTIALS, LocalDynamoDB
 from local_gateway.event_sources import LocalQueues, SqsPoller
 from local_gateway.events import STAGE, ConnectionInfo, new_gateway_id
@@ -41,22 +43,28 @@ __all__ = ["REPO_ROOT", "Gateway", "GatewaySettings"]
 class Gateway:
     """The chat's API Gateway stage, Lambda functions and DynamoDB, on 127.0.0.1.
 
-    ``functions`` defaults to ``chat.functions.FUNCTIONS``; tests pass their own to
-    check what happens when a handler raises or hangs. Use ``await start()``/``await
-    stop()``, or ``local_gateway.testing`` for a gateway in a thread or a subprocess.
+    ``functions`` defaults to ``chat.functions.functions_for(settings.auth)``; tests pass
+    their own to check what happens when a handler raises or hangs. With a function
+    that verifies tokens, moto's Cognito is served at ``/cognito/`` (``cognito``). Use
+    ``await start()``/``await stop()``, or ``local_gateway.testing`` for a gateway in a
+    thread or a subprocess.
     """
 
     def __init__(
         self,
         settings: GatewaySettings | None = None,
         *,
-        functions: Iterable[Function] = FUNCTIONS,
+        functions: Iterable[Function] | None = None,
         mock_routes: Mapping[str, str] = MOCK_ROUTES,
         tables: Iterable[TableSpec] = TABLES,
         connection_ids: Callable[[], str] = new_gateway_id,
     ) -> None:
         self.settings = settings or GatewaySettings()
-        self.functions = tuple(functions)
+        self.functions = tuple(functions_for(self.settings.auth) if functions is None
+                               else functions)
+        self.cognito: LocalCognito | None = None
+        if any(fn.verifies_tokens for fn in self.functions):
+            self.cognito = LocalCognito(self.functions)
         self.mock_routes = dict(mock_routes)
         self.dynamodb = LocalDynamoDB(tables)
         self.queues = LocalQueues(QUEUES, self.settings.queue_visibility_timeout_s)
@@ -98,6 +106,7 @@ class Gateway:
             CALLBACK_URL_ENV: self.callback_url,
             **self.queues.env(),
             **self.settings.function_settings,
+            **(self.cognito.environment_values(self.http_url) if self.cognito else {}),
         }
 
     def runtime_environment(self) -> dict[str, str]:
@@ -127,6 +136,8 @@ class Gateway:
         await loop.run_in_executor(None, self.dynamodb.start)
         # SQS on the same moto server as DynamoDB (it serves every service).
         await loop.run_in_executor(None, self.queues.start, self.dynamodb.endpoint_url)
+        if self.cognito is not None:  # Cognito on the same moto server too
+            await loop.run_in_executor(None, self.cognito.start, self.dynamodb.endpoint_url)
 
         self.lambdas = LambdaService(
             self.functions, s,
@@ -135,7 +146,8 @@ class Gateway:
         )
         router = Router(self.lambdas, self.functions, self.mock_routes)
         self.stage = Stage(s, router, port=lambda: self.port,
-                           connection_ids=self._connection_ids, spawn=self._spawn)
+                           connection_ids=self._connection_ids, spawn=self._spawn,
+                           authorizers=ConnectAuthorizers(self.lambdas, self.functions))
         orphans: list[ConnectionInfo] = []
         if s.state_dir is not None:
             self.state = StateKeeper(s.state_dir, self.dynamodb, self.stage, s.save_interval_s)
@@ -146,7 +158,11 @@ class Gateway:
         app.router.add_get(f"/{STAGE}", self.stage.handle)
         connections = ManagementApi(self.stage, s.max_message_bytes)
         connections.add_routes(app)
-        Site(s.frontend_dir, lambda: self.websocket_url).add_routes(app)  # last: "/" catches all
+        if self.cognito is not None:
+            self.cognito.lambdas = self.lambdas
+            self.cognito.add_routes(app)
+        Site(s.frontend_dir, lambda: self.websocket_url, self._page_auth).add_routes(
+            app)  # last: "/" catches all
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
@@ -193,6 +209,8 @@ class Gateway:
             await self._runner.cleanup()
         for poller in self.pollers:
             await poller.stop()
+        if self.cognito is not None:
+            await self.cognito.stop()
         if self.state is not None:
             await self.state.stop()
         loop = asyncio.get_running_loop()
@@ -202,6 +220,10 @@ class Gateway:
     async def save(self) -> Any:
         """Save the state now (tests; the gateway saves by itself while it runs)."""
         return None if self.state is None else await self.state.save()
+
+    def _page_auth(self) -> dict[str, Any] | None:
+        """config.json's "auth": how the page signs in (None: no sign-in)."""
+        return None if self.cognito is None else self.cognito.page_auth(self.http_url)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

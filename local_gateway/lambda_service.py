@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections import Counter
@@ -74,14 +75,17 @@ class LambdaService:
         return self._functions[name]
 
     async def invoke(
-        self, name: str, event: dict[str, Any], *, label: str, subject: str
+        self, name: str, event: dict[str, Any], *, label: str, subject: str,
+        expected_error: str | None = None,
     ) -> InvocationResult:
         """Invoke a function and log one line: ``label`` (the route key, say) and
-        ``subject`` (the connection id, say) say what it was for."""
+        ``subject`` (the connection id, say) say what it was for. A raised error whose
+        message is ``expected_error`` (an authorizer's ``Unauthorized``) is an answer,
+        not a failure: no traceback is logged for it."""
         function = self._functions[name]
         self.stats.by_function[name] += 1
         if self.settings.verbose:
-            log.info("event %s %s", label, json.dumps(event, ensure_ascii=False))
+            log.info("event %s %s", label, redact(json.dumps(event, ensure_ascii=False)))
         result = await function.invoke(event, str(uuid.uuid4()))
         self.stats.invocations += 1
         if result.ok:
@@ -92,7 +96,8 @@ class LambdaService:
             status = result.error.upper() if result.error else "ERROR"
         extra = f"cold start {result.init_ms:.0f} ms" if result.init_ms is not None else ""
         log_line(label, subject, status, result.duration_ms, extra)
-        if not result.ok:
+        if not result.ok and not (expected_error and result.error == "error"
+                                  and result.detail.rstrip().endswith(": " + expected_error)):
             log.error("%s (%s) failed:\n%s", name, label, result.detail.rstrip())
         elif self.settings.verbose:
             log.info("response %s %s", label, json.dumps(result.response, default=str))
@@ -100,6 +105,14 @@ class LambdaService:
 
     def close(self) -> None:
         self._pool.close()
+
+
+# A sign-in token offered as a subprotocol (PROTOCOL.md): never printed, even verbosely.
+_BEARER = re.compile(r"bearer\.[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str) -> str:
+    return _BEARER.sub("bearer.<redacted>", text)
 
 
 def log_line(label: str, subject: str, status: str, ms: float, extra: str = "") -> None:

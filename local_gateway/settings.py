@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chat.config import AUTH
 from chat.config import SETTINGS as FUNCTION_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +75,8 @@ class GatewaySettings:
     trigger_settings: dict[str, int] = field(default_factory=default_trigger_settings)
     # None: each queue's own (chat.queues); tests shorten it to see redelivery sooner.
     queue_visibility_timeout_s: int | None = None
+
+    @property
+    def auth(self) -> str:
+        """The ``auth`` setting (``--auth``): which functions run, and whether Cognito does."""
+        return self.function_settings.get(AUTH.env_var or "", str(AUTH.default))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -15,9 +16,11 @@ from chat.protocol import page_config
 
 
 class Site:
-    def __init__(self, frontend_dir: Path, websocket_url: Callable[[], str]) -> None:
+    def __init__(self, frontend_dir: Path, websocket_url: Callable[[], str],
+                 auth: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self.frontend_dir = frontend_dir
         self._websocket_url = websocket_url
+        self._auth = auth  # config.json's "auth" (None: no sign-in)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/config.json", self.config_json)
@@ -26,7 +29,7 @@ class Site:
             app.router.add_static("/", self.frontend_dir)
 
     async def config_json(self, request: web.Request) -> web.Response:
-        return web.json_response(page_config(self._websocket_url()),
+        return web.json_response(page_config(self._websocket_url(), self._auth()),
                                  headers={"Cache-Control": "no-store"})
 
     async def index(self, request: web.Request) -> web.StreamResponse:

@@ -55,6 +55,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from local_gateway import frame_limit
+from local_gateway.authorizers import ConnectAuthorizers
 from local_gateway.events import (
     ConnectionInfo,
     connect_event,
@@ -78,6 +79,18 @@ ABNORMAL = (1006, "Connection closed abnormally")
 
 
 THROTTLED = "Too Many Requests"
+
+
+class _NoOfferedSubprotocols(logging.Filter):
+    """aiohttp warns when no subprotocol is selected, quoting every one the client
+    offered: with sign-in one of them is ``bearer.<ID token>``, which must never reach a
+    log. API Gateway logs no such thing; nor does this stage."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "overlap server-known" not in str(record.msg)
+
+
+logging.getLogger("aiohttp.websocket").addFilter(_NoOfferedSubprotocols())
 
 
 class TokenBucket:
@@ -133,9 +146,11 @@ class Stage:
         port: Callable[[], int],
         connection_ids: Callable[[], str] = new_gateway_id,
         spawn: Callable[[Any], asyncio.Task[Any]],
+        authorizers: ConnectAuthorizers | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
+        self.authorizers = authorizers
         self._port = port
         self._new_connection_id = connection_ids
         self.spawn = spawn
@@ -152,17 +167,9 @@ class Stage:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         s = self.settings
-        ws = web.WebSocketResponse(
-            # aiohttp refuses a message of exactly max_msg_size bytes; API Gateway
-            # accepts 128 KB and refuses more.
-            max_msg_size=s.max_message_bytes + 1,
-            autoping=True,  # control frames: answered, and they do not reset the idle timer
-            compress=False,  # API Gateway does not negotiate permessage-deflate
-            timeout=2.0,
-        )
         if self.stopping:
             return web.Response(status=503, text="Gateway is shutting down")
-        if not ws.can_prepare(request).ok:
+        if not web.WebSocketResponse().can_prepare(request).ok:
             return web.Response(status=426, text="Upgrade Required")
 
         info = ConnectionInfo(
@@ -172,6 +179,14 @@ class Stage:
             user_agent=request.headers.get("User-Agent", ""),
         )
         request_id = new_gateway_id()
+        if self.authorizers is not None:
+            # Before $connect, as API Gateway runs it; a refusal ends the handshake here.
+            decision = await self.authorizers.authorize(
+                info, request.headers.items(), request.query_string, request_id, self._port())
+            if decision.status is not None:
+                log.info("$connect refused with %d: %s", decision.status, decision.reason)
+                return web.Response(status=decision.status)
+            info.authorizer = decision.context
         event = connect_event(
             info,
             headers=request.headers.items(),
@@ -183,15 +198,27 @@ class Stage:
         # connection: a crash in between must run that $disconnect on the next start.
         self.unfinished[info.connection_id] = info
         # No $connect route: API Gateway accepts every connection.
-        status = 200
+        status, subprotocols = 200, ()
         if self.router.has("$connect"):
-            status = _status_code(await self.router.invoke("$connect", event, info.connection_id))
+            result = await self.router.invoke("$connect", event, info.connection_id)
+            status, subprotocols = _status_code(result), _subprotocol(result)
         if not 200 <= status < 300:
             # The handshake fails with the handler's status (a client sees e.g.
             # "Unexpected server response: 400"); nothing else happens: no $disconnect.
             self.unfinished.pop(info.connection_id, None)
             return web.Response(status=status)
 
+        ws = web.WebSocketResponse(
+            # aiohttp refuses a message of exactly max_msg_size bytes; API Gateway
+            # accepts 128 KB and refuses more.
+            max_msg_size=s.max_message_bytes + 1,
+            autoping=True,  # control frames: answered, and they do not reset the idle timer
+            compress=False,  # API Gateway does not negotiate permessage-deflate
+            timeout=2.0,
+            # The Sec-WebSocket-Protocol $connect returned, passed through as API Gateway
+            # does (none returned: none selected, and a browser that offered one fails).
+            protocols=subprotocols,
+        )
         try:
             await ws.prepare(request)
         except Exception:
@@ -339,6 +366,16 @@ def _disconnect_reason(sock: Socket) -> tuple[int, str]:
     if code is None:
         return ABNORMAL
     return int(code), ""
+
+
+def _subprotocol(result: InvocationResult) -> tuple[str, ...]:
+    """The ``Sec-WebSocket-Protocol`` header of a $connect response, if it has one."""
+    response = result.response if result.ok else None
+    headers = response.get("headers") if isinstance(response, dict) else None
+    for name, value in (headers or {}).items() if isinstance(headers, dict) else ():
+        if name.lower() == "sec-websocket-protocol" and isinstance(value, str) and value:
+            return (value,)
+    return ()
 
 
 def _status_code(result: InvocationResult) -> int:

@@ -327,16 +327,20 @@ class InProcessStage:
         room: str | None = None,
         query: Mapping[str, str] | None = None,
         age_s: float = 0,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        authorizer: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """``age_s``: pretend the socket opened that long ago (connectedAt in the past)."""
+        """``age_s``: pretend the socket opened that long ago (connectedAt in the past);
+        ``authorizer``: what a $connect authorizer allowed the connection with."""
         info = ConnectionInfo(
             connection_id=new_gateway_id(), source_ip="203.0.113.7", domain_name=self.domain,
             connected_at=int((time.time() - age_s) * 1000), api_id=self.api_id,
-            stage=self.stage,
+            stage=self.stage, authorizer=authorizer,
         )
         if query is None:
             query = {k: v for k, v in (("username", username), ("room", room)) if v is not None}
-        event = connect_event(info, headers=[("Host", self.domain)],
+        event = connect_event(info, headers=[("Host", self.domain), *headers],
                               query_string=urlencode(dict(query)),
                               request_id=new_gateway_id(), port=443)
         response = self._invoke("$connect", event)

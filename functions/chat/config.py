@@ -21,6 +21,15 @@ from chat.tables import CONNECTIONS, MESSAGES
 # Management API. The CDK app sets it from the stage; the local gateway its own URL.
 CALLBACK_URL_ENV = "CALLBACK_URL"
 
+# What a function that verifies sign-in tokens is given (``Function.verifies_tokens``):
+# the user pool's issuer (``https://cognito-idp.<region>.amazonaws.com/<pool id>``), the
+# app client the ID tokens must be for, and where the pool's signing keys are served (the
+# issuer's ``/.well-known/jwks.json`` deployed; the local gateway's own URL locally).
+TOKEN_ISSUER_ENV = "TOKEN_ISSUER"  # noqa: S105 - a variable name, not a secret
+TOKEN_AUDIENCE_ENV = "TOKEN_AUDIENCE"  # noqa: S105
+JWKS_URL_ENV = "JWKS_URL"
+TOKEN_ENV = (TOKEN_ISSUER_ENV, TOKEN_AUDIENCE_ENV, JWKS_URL_ENV)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -32,12 +41,30 @@ class Setting:
 
     key: str
     env_var: str | None  # None: a setting of the function's trigger, not its code
-    default: int
+    default: int | str
     help: str
+    # A setting with choices takes one of these words; any other is a positive number.
+    choices: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
         return "--" + self.key.replace("_", "-")
+
+    def parse(self, raw: object) -> str:
+        """The value as the environment carries it; ValueError, saying why, if invalid."""
+        text = str(raw).strip()
+        if self.choices:
+            if text not in self.choices:
+                raise ValueError(
+                    f"{self.key} must be one of {', '.join(self.choices)}, not {raw!r}")
+            return text
+        try:
+            number = int(text)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise ValueError(f"{self.key} must be a positive whole number, not {raw!r}")
+        return str(number)
 
 
 RATE_LIMIT_MESSAGES = Setting(
@@ -60,9 +87,21 @@ FANOUT_WORKERS = Setting(
     "fanout_worker_concurrency", None, 5,
     "fan-out workers at once: the SQS event source's maximum concurrency (2-1000)",
 )
+# Who may connect. ``none``: anyone, as the name in the URL says (the seed's model, and
+# wscat demos). ``cognito``: people signed in to the stack's user pool; a $connect
+# authorizer verifies their ID token and the name is the verified username. The set of
+# functions depends on it (``chat.functions.functions_for``), and $connect reads it to
+# refuse a connection that reached it without a verified identity.
+AUTH_NONE = "none"
+AUTH_COGNITO = "cognito"
+AUTH = Setting(
+    "auth", "AUTH_MODE", AUTH_NONE,
+    "who may connect: none (any name in the URL) or cognito (signed-in users only)",
+    choices=(AUTH_NONE, AUTH_COGNITO),
+)
 SETTINGS: tuple[Setting, ...] = (
     RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE,
-    FANOUT_WORKERS,
+    FANOUT_WORKERS, AUTH,
 )
 
 
@@ -79,12 +118,13 @@ class FunctionConfig:
     fanout_concurrency: int
     fanout_shard_size: int
     fanout_queue_url: str  # empty: this function does not use the queue
+    auth: str = AUTH_NONE  # AUTH: "cognito" makes $connect take the authorizer's identity
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> FunctionConfig:
         def number(setting: Setting) -> int:
             raw = environ.get(setting.env_var or "", "")
-            return int(raw) if raw.strip() else setting.default
+            return int(raw) if raw.strip() else int(setting.default)
 
         return cls(
             connections_table=environ.get(CONNECTIONS.env_var, ""),
@@ -95,4 +135,5 @@ class FunctionConfig:
             fanout_concurrency=number(FANOUT_CONCURRENCY),
             fanout_shard_size=number(FANOUT_SHARD_SIZE),
             fanout_queue_url=environ.get(FANOUT_QUEUE.env_var, ""),
+            auth=environ.get(AUTH.env_var or "", "") or str(AUTH.default),
         )

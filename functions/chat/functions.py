@@ -11,7 +11,11 @@ A trigger is one of:
 - ``Route``: a WebSocket API route (``$connect``, ``new_message``…);
 - ``ConnectAuthorizer``: the Lambda REQUEST authorizer API Gateway runs before
   ``$connect``;
-- ``QueueConsumer``: an SQS event source mapping.
+- ``QueueConsumer``: an SQS event source mapping;
+- ``UserPoolTrigger``: a Cognito user pool Lambda trigger (the pre sign-up check).
+
+Which functions exist depends on the ``auth`` setting: ``functions_for(auth)`` is what
+both hosts build (``FUNCTIONS`` is the open mode's set).
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chat.config import (
+    AUTH,
+    AUTH_COGNITO,
+    AUTH_NONE,
     CALLBACK_URL_ENV,
     FANOUT_CONCURRENCY,
     FANOUT_SHARD_SIZE,
     FANOUT_WORKERS,
     RATE_LIMIT_MESSAGES,
     RATE_LIMIT_WINDOW,
+    TOKEN_ENV,
     Setting,
 )
 from chat.queues import FANOUT_QUEUE, QueueSpec
@@ -100,7 +108,14 @@ class QueueConsumer:
     max_concurrency: Setting
 
 
-Trigger = Route | ConnectAuthorizer | QueueConsumer
+@dataclass(frozen=True)
+class UserPoolTrigger:
+    """A Cognito user pool trigger; ``operation`` is Cognito's name for it."""
+
+    operation: Literal["pre_sign_up"]
+
+
+Trigger = Route | ConnectAuthorizer | QueueConsumer | UserPoolTrigger
 
 
 # -- functions ---------------------------------------------------------------------------
@@ -118,6 +133,12 @@ class Function:
     posts_to_connections: bool = False  # calls @connections (CALLBACK_URL, ManageConnections)
     sends_to: tuple[QueueSpec, ...] = ()  # queues it sends to (their URLs, sqs:SendMessage)
     settings: tuple[Setting, ...] = ()  # deploy settings it reads from its environment
+    # Verifies the user pool's ID tokens: given the pool's issuer, client and JWKS URL.
+    verifies_tokens: bool = False
+    # Packages it imports beyond boto3 and Powertools (pip requirement strings, pinned).
+    # The CDK app installs them, built for Lambda's arm64 Python, in a layer of this
+    # function's own; locally they come from the project's environment (pyproject.toml).
+    packages: tuple[str, ...] = ()
     memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: int = DEFAULT_TIMEOUT_S
 
@@ -140,6 +161,8 @@ class Function:
         if self.posts_to_connections:
             names.append(CALLBACK_URL_ENV)
         names += [queue.env_var for queue in self.sends_to]
+        if self.verifies_tokens:
+            names += TOKEN_ENV
         names += [setting.env_var for setting in self.settings if setting.env_var]
         return tuple(names)
 
@@ -168,9 +191,11 @@ def _route(key: str, handler: str, description: str, **kwargs: object) -> Functi
 
 
 ROUTE_FUNCTIONS: tuple[Function, ...] = (
+    # AUTH: with auth=cognito the identity comes from the authorizer, never the URL.
     _route(
         "$connect", "connect", "Validate username/room, record the connection, announce the join",
-        tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE),
+        tables={CONNECTIONS: "read_write"},
+        settings=(FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE, AUTH),
     ),
     _route(
         "$disconnect", "disconnect", "Forget the connection, announce the leave",
@@ -214,8 +239,43 @@ FANOUT_WORKER = Function(
     # back on the queue (FANOUT_QUEUE's visibility timeout is six times this).
     timeout_s=30,
 )
-# Every function of the chat: what both hosts build.
+# Every function of the chat in the open mode (auth=none).
 FUNCTIONS: tuple[Function, ...] = (*ROUTE_FUNCTIONS, FANOUT_WORKER)
+
+# PyJWT verifies the tokens; its RS256 needs cryptography, whose wheels for Linux arm64
+# are abi3 (any CPython >= 3.11), so pip fetches them ready-built: no compiler, no Docker.
+AUTH_PACKAGES: tuple[str, ...] = ("PyJWT==2.15.1", "cryptography==50.0.2")
+
+AUTHORIZER = Function(
+    name="Authorizer",
+    handler="chat.handlers.authorizer.handler",
+    trigger=ConnectAuthorizer(identity_source=("route.request.header.Sec-WebSocket-Protocol",)),
+    description="Verify the Cognito ID token offered as a subprotocol before $connect",
+    verifies_tokens=True,
+    packages=AUTH_PACKAGES,
+    # Runs inside the handshake: a JWKS fetch (3 s at most) and a signature check.
+    timeout_s=5,
+)
+SIGN_UP_CHECK = Function(
+    name="SignUpCheck",
+    handler="chat.handlers.sign_up.pre_sign_up",
+    trigger=UserPoolTrigger("pre_sign_up"),
+    description="Refuse sign-ups whose username breaks PROTOCOL.md's rules",
+    # Cognito waits at most 5 s for a trigger.
+    timeout_s=5,
+)
+# What auth=cognito adds: the authorizer and the user pool's check.
+AUTH_FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, SIGN_UP_CHECK)
+
+
+def functions_for(auth: str) -> tuple[Function, ...]:
+    """Every function of the chat in an ``auth`` mode (``chat.config.AUTH``): what both
+    hosts build."""
+    if auth == AUTH_NONE:
+        return FUNCTIONS
+    if auth == AUTH_COGNITO:
+        return (*FUNCTIONS, *AUTH_FUNCTIONS)
+    raise ValueError(f"auth must be one of {', '.join(AUTH.choices)}, not {auth!r}")
 
 # Routes API Gateway answers itself (a MOCK integration): route key -> the JSON reply.
 MOCK_ROUTES: Mapping[str, str] = {"ping": '{"type": "pong"}'}

@@ -80,6 +80,39 @@ def parse_room(raw: str | None) -> str:
     return raw
 
 
+# --- the handshake's subprotocols (sign-in) ---------------------------------------------
+
+# A signed-in client offers two subprotocols: ``chat.v1``, which the server selects, and
+# ``bearer.<ID token>``, which carries the token (a browser cannot set headers on a
+# WebSocket, and a token in the query string ends up in access logs). A JWT is made of
+# base64url and dots only, so it is a valid subprotocol token as it is.
+SUBPROTOCOL = "chat.v1"
+BEARER_PREFIX = "bearer."
+SUBPROTOCOL_HEADER = "Sec-WebSocket-Protocol"
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header's value, whatever case the client (or API Gateway) gave its name."""
+    wanted = name.lower()
+    for key, value in (headers or {}).items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def offered_subprotocols(value: str | None) -> list[str]:
+    """The subprotocols a handshake offered: ``Sec-WebSocket-Protocol`` is comma-separated."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def bearer_token(offered: list[str]) -> str | None:
+    """The token of the first ``bearer.<token>`` subprotocol, or None."""
+    for item in offered:
+        if item.startswith(BEARER_PREFIX) and len(item) > len(BEARER_PREFIX):
+            return item[len(BEARER_PREFIX):]
+    return None
+
+
 # --- frames -----------------------------------------------------------------------------
 
 
@@ -179,9 +212,33 @@ def client_rules() -> dict[str, Any]:
     }
 
 
-def page_config(websocket_url: str) -> dict[str, Any]:
-    """The page's ``config.json``: where the WebSocket API is, and the protocol's rules."""
-    return {"websocketUrl": websocket_url, "protocol": client_rules()}
+NO_AUTH: dict[str, Any] = {"type": "none"}
+
+
+def cognito_auth(region: str, user_pool_id: str, client_id: str, endpoint: str) -> dict[str, Any]:
+    """``config.json``'s ``auth`` when people sign in with Cognito.
+
+    ``endpoint`` is the Cognito API URL clients call (``https://cognito-idp.<region>.
+    amazonaws.com/`` deployed, the local gateway's own ``/cognito/`` locally), so boto3 or
+    ``fetch`` can sign up and sign in against either unchanged.
+    """
+    return {
+        "type": "cognito",
+        "region": region,
+        "userPoolId": user_pool_id,
+        "clientId": client_id,
+        "endpoint": endpoint,
+    }
+
+
+def page_config(websocket_url: str, auth: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The page's ``config.json``: where the WebSocket API is, how to sign in (``auth``:
+    ``NO_AUTH`` or ``cognito_auth(...)``) and the protocol's rules."""
+    return {
+        "websocketUrl": websocket_url,
+        "auth": dict(auth or NO_AUTH),
+        "protocol": client_rules(),
+    }
 
 
 # --- ids and time -----------------------------------------------------------------------

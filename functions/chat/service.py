@@ -120,16 +120,20 @@ class Chat:
     # -- lifecycle ---------------------------------------------------------------------
 
     def connect(
-        self, connection_id: str, query: Mapping[str, str] | None, connected_at: int
+        self, connection_id: str, query: Mapping[str, str] | None, connected_at: int,
+        username: str | None = None,
     ) -> Connection:
         """Validate the query string, record the connection, announce the join.
 
-        Raises ProtocolError (-> HTTP 400) before anything is stored.
+        ``username``: a verified one (signed-in users, from the authorizer); the query's
+        ``username`` is then ignored. Raises ProtocolError (-> HTTP 400) before anything
+        is stored.
         """
         query = query or {}
         conn = Connection(
             connection_id=connection_id,
-            username=parse_username(query.get("username")),
+            username=parse_username(username if username is not None
+                                    else query.get("username")),
             room=parse_room(query.get("room")),
             connected_at=connected_at,
         )

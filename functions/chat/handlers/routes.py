@@ -18,9 +18,20 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
 from chat import bootstrap
+from chat.config import AUTH_COGNITO
 from chat.model import MessageNotStored, UnknownConnection
 from chat.observability import instrumented, logger, metrics
-from chat.protocol import ProtocolError, client_id_of, error_event, is_clean_text, parse_frame
+from chat.protocol import (
+    SUBPROTOCOL,
+    SUBPROTOCOL_HEADER,
+    ProtocolError,
+    client_id_of,
+    error_event,
+    header,
+    is_clean_text,
+    offered_subprotocols,
+    parse_frame,
+)
 from chat.service import Chat
 
 Response = dict[str, Any]
@@ -88,12 +99,40 @@ def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Calla
     return handler
 
 
+def verified_username(event: APIGatewayWebSocketEvent) -> str | None:
+    """The username the $connect authorizer verified (its context), if one ran."""
+    authorizer = (event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    username = authorizer.get("username") if isinstance(authorizer, dict) else None
+    return username if isinstance(username, str) and username else None
+
+
+def _accepted(event: APIGatewayWebSocketEvent) -> Response:
+    """200, selecting ``chat.v1`` when the client offered it: a browser that offered
+    subprotocols fails a handshake whose answer selects none, and API Gateway's answer
+    carries the header only if $connect returns it."""
+    offered = offered_subprotocols(header(event.headers, SUBPROTOCOL_HEADER))
+    if SUBPROTOCOL in offered:
+        return {"statusCode": 200, "headers": {SUBPROTOCOL_HEADER: SUBPROTOCOL}}
+    return {"statusCode": 200}
+
+
 @_lambda
 def connect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
     ctx = event.request_context
+    username = None
+    if bootstrap.services().config.auth == AUTH_COGNITO:
+        # Signed-in mode: the name is the authorizer's, the query's is ignored. None here
+        # means the route has no authorizer (a misconfigured stage): never fall back to
+        # trusting the URL.
+        username = verified_username(event)
+        if username is None:
+            logger.error("connect refused: no verified identity (is the authorizer attached?)")
+            metrics.add_metric(name="HandlerErrors", unit="Count", value=1)
+            return {"statusCode": 401, "body": "sign in first"}
     try:
         conn = _chat(event, context).connect(
-            ctx.connection_id, event.query_string_parameters, ctx.connected_at or 0
+            ctx.connection_id, event.query_string_parameters, ctx.connected_at or 0,
+            username=username,
         )
     except ProtocolError as exc:
         # A non-2xx status refuses the WebSocket handshake; nothing was stored.
@@ -105,7 +144,7 @@ def connect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
         return {"statusCode": 500, "body": "internal error"}
     logger.info("connected", extra={"username": conn.username, "room": conn.room})
     metrics.add_metric(name="Connections", unit="Count", value=1)
-    return {"statusCode": 200}
+    return _accepted(event)
 
 
 @_lambda
