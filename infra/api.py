@@ -1,17 +1,27 @@
-"""The WebSocket API and its functions: one Lambda per entry of ``chat.functions.FUNCTIONS``.
+"""The WebSocket API and its functions: one Lambda per ``chat.functions.functions_for(auth)``.
 
 The construct reads the declaration rather than listing functions itself, so a function
 added to ``chat.functions`` gets its role, log group, environment, exact grants and
 trigger here with no infra edit. Mock routes (``ping``) need no function at all.
+
+With ``auth=cognito`` the ``$connect`` route has the declared Lambda REQUEST authorizer
+and the user pool runs the pre sign-up function. Stage access logs (``access_logs``)
+are JSON lines whose format names only ``$context`` variables that carry no header,
+query string or token (``ACCESS_LOG_FORMAT``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsii
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -19,18 +29,22 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from chat.config import CALLBACK_URL_ENV
+from chat.config import CALLBACK_URL_ENV, JWKS_URL_ENV, TOKEN_AUDIENCE_ENV, TOKEN_ISSUER_ENV
 from chat.functions import (
-    FUNCTIONS,
     MOCK_ROUTES,
     ROUTE_SELECTION_EXPRESSION,
     SEND_MESSAGE_ACTION,
+    ConnectAuthorizer,
     Function,
     QueueConsumer,
     Route,
+    UserPoolTrigger,
+    functions_for,
     pascal_case,
 )
+from infra.auth import ChatUserPool
 from infra.data import ChatTables
+from infra.layers import build_layer
 from infra.queues import ChatQueues
 from infra.settings import StackSettings
 
@@ -56,6 +70,30 @@ _RETENTION = {
 # status code a MOCK needs, the integration response carries the reply. "\$default" is
 # the escaped literal key "$default", so the same template applies whatever the frame.
 _MOCK_SELECTION = "\\$default"
+
+# The stage's access log: one JSON line per request. Only $context variables that say
+# what happened (ids, route, status, the authorizer's outcome, source IP): never
+# $request.* or $input (headers, the query string: a token offered as a subprotocol is
+# in Sec-WebSocket-Protocol), nor the authorizer's context (username, sub).
+ACCESS_LOG_FORMAT: dict[str, str] = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "connectionId": "$context.connectionId",
+    "routeKey": "$context.routeKey",
+    "eventType": "$context.eventType",
+    "status": "$context.status",
+    "requestTimeEpoch": "$context.requestTimeEpoch",
+    "sourceIp": "$context.identity.sourceIp",
+    "authorizeStatus": "$context.authorize.status",
+    "authorizeError": "$context.authorize.error",
+    "authorizerStatus": "$context.authorizer.status",
+    "authorizerError": "$context.authorizer.error",
+    "authorizerLatency": "$context.authorizer.latency",
+    "integrationStatus": "$context.integration.status",
+    "integrationLatency": "$context.integration.latency",
+    "error": "$context.error.message",
+}
+_TRIGGER_OPERATIONS = {"pre_sign_up": cognito.UserPoolOperation.PRE_SIGN_UP}
 
 
 def powertools_layer(scope: Construct, version: str) -> lambda_.ILayerVersion:
@@ -84,11 +122,19 @@ class ChatApi(Construct):
         data: ChatTables,
         queues: ChatQueues,
         settings: StackSettings,
+        users: ChatUserPool | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._data = data
         self._queues = queues
         self._settings = settings
+        self._users = users
+        self.access_log_group: logs.LogGroup | None = None
+        self.logs_role: iam.Role | None = None
+        self.logs_account: apigw.CfnAccount | None = None
+        declared_functions = functions_for(settings.auth)
+        if users is None and any(fn.verifies_tokens for fn in declared_functions):
+            raise ValueError(f"auth={settings.auth} needs the user pool (ChatUserPool)")
 
         self.api = apigwv2.WebSocketApi(
             self,
@@ -108,7 +154,11 @@ class ChatApi(Construct):
                 rate_limit=settings.throttle_rate_limit,
                 burst_limit=settings.throttle_burst_limit,
             ),
+            access_log_settings=self._access_logs() if settings.access_logs else None,
         )
+        if self.logs_account is not None:
+            # The account's role must be in place before a stage may log with it.
+            self.stage.node.add_dependency(self.logs_account)
 
         self._code = lambda_.Code.from_asset(
             str(FUNCTIONS_DIR),
@@ -123,13 +173,23 @@ class ChatApi(Construct):
             **queues.urls(),
             **settings.function_settings,
         }
+        if users is not None:
+            self._environment_values.update({
+                TOKEN_ISSUER_ENV: users.issuer,
+                TOKEN_AUDIENCE_ENV: users.client.user_pool_client_id,
+                JWKS_URL_ENV: users.jwks_url,
+            })
         # Keyed by chat.functions' logical names ("NewMessage").
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
-        for declared in FUNCTIONS:
-            function = self._function_for(declared)
-            self.functions[declared.name] = function
-            self._add_trigger(declared, function)
+        self.routes: dict[str, apigwv2.WebSocketRoute] = {}
+        self.connect_authorizer: authorizers.WebSocketLambdaAuthorizer | None = None
+        for declared in declared_functions:
+            self.functions[declared.name] = self._function_for(declared)
+        # Authorizers first: the $connect route is created with its authorizer.
+        for declared in sorted(declared_functions,
+                               key=lambda fn: not isinstance(fn.trigger, ConnectAuthorizer)):
+            self._add_trigger(declared, self.functions[declared.name])
         for key, reply in MOCK_ROUTES.items():
             self._add_mock_route(key, reply)
 
@@ -174,7 +234,7 @@ class ChatApi(Construct):
             architecture=ARCHITECTURE,
             code=self._code,
             handler=declared.handler,
-            layers=[self._layer],
+            layers=[self._layer, *self._packages_layer(declared)],
             memory_size=declared.memory_mb,
             timeout=Duration.seconds(declared.timeout_s),
             role=role,
@@ -199,15 +259,42 @@ class ChatApi(Construct):
             ))
         return function
 
+    def _packages_layer(self, declared: Function) -> list[lambda_.ILayerVersion]:
+        """The function's own packages (``Function.packages``), built for arm64."""
+        if not declared.packages:
+            return []
+        return [lambda_.LayerVersion(
+            self,
+            f"{declared.name}Packages",
+            code=lambda_.Code.from_asset(str(build_layer(declared.packages)),
+                                         exclude=[".complete"]),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description=f"{declared.name}: {', '.join(declared.packages)}",
+        )]
+
     def _add_trigger(self, declared: Function, function: lambda_.Function) -> None:
         trigger = declared.trigger
         if isinstance(trigger, Route):
-            self.api.add_route(
+            # API Gateway runs authorizers on $connect only.
+            authorizer = self.connect_authorizer if trigger.key == "$connect" else None
+            self.routes[trigger.key] = self.api.add_route(
                 trigger.key,
                 integration=integrations.WebSocketLambdaIntegration(
                     f"{declared.name}Integration", function
                 ),
+                authorizer=authorizer,
             )
+            return
+        if isinstance(trigger, ConnectAuthorizer):
+            # Grants API Gateway lambda:InvokeFunction from this authorizer only.
+            self.connect_authorizer = authorizers.WebSocketLambdaAuthorizer(
+                f"{declared.name}", function, identity_source=list(trigger.identity_source))
+            return
+        if isinstance(trigger, UserPoolTrigger):
+            assert self._users is not None, "a user pool trigger needs the user pool"
+            # Grants Cognito lambda:InvokeFunction from this pool only.
+            self._users.user_pool.add_trigger(_TRIGGER_OPERATIONS[trigger.operation], function)
             return
         if isinstance(trigger, QueueConsumer):
             # The event source mapping grants the function what polling needs (receive,
@@ -221,13 +308,38 @@ class ChatApi(Construct):
             return
         raise NotImplementedError(f"{declared.name}: no CDK wiring for {trigger!r} yet")
 
+    def _access_logs(self) -> apigwv2.IAccessLogSettings:
+        """JSON lines in a log group of the functions' retention (see ACCESS_LOG_FORMAT)."""
+        self.access_log_group = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=_retention(self._settings.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        if self._settings.api_gateway_logs_role == "create":
+            # One per account and region, used by every API there: kept when this stack
+            # goes, so other APIs' logging does not break with it.
+            self.logs_role = iam.Role(
+                self,
+                "ApiGatewayLogsRole",
+                assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                description="API Gateway's account-wide role for writing CloudWatch logs",
+                managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs")],
+            )
+            self.logs_role.apply_removal_policy(RemovalPolicy.RETAIN)
+            self.logs_account = apigw.CfnAccount(
+                self, "ApiGatewayAccount", cloud_watch_role_arn=self.logs_role.role_arn)
+            self.logs_account.apply_removal_policy(RemovalPolicy.RETAIN)
+        return _AccessLogs(self.access_log_group)
+
     def _add_mock_route(self, key: str, reply: str) -> None:
         """A route API Gateway answers itself (keep-alive ``ping``): no Lambda, no cost."""
         name = pascal_case(key)
         integration_id = f"{name}Integration"
         # return_response=True makes CDK add the route's "$default" route response;
         # without one API Gateway sends nothing back to the client.
-        route = self.api.add_route(
+        route = self.routes[key] = self.api.add_route(
             key,
             integration=integrations.WebSocketMockIntegration(
                 integration_id,
@@ -249,6 +361,22 @@ class ChatApi(Construct):
             template_selection_expression=_MOCK_SELECTION,
             response_templates={"$default": reply},
         )
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """``IAccessLogSettings``: the log group and the JSON format."""
+
+    def __init__(self, log_group: logs.LogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT))
 
 
 def _retention(days: int) -> logs.RetentionDays:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws, Duration, Names, RemovalPolicy
 from aws_cdk import aws_cloudfront as cloudfront
@@ -17,8 +18,9 @@ FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 CONFIG_KEY = "config.json"
 
 
-def content_security_policy(websocket_origin: str) -> str:
-    """The deployed page's CSP: its own files, and WebSockets to this stack's API only.
+def content_security_policy(websocket_origin: str, auth_origin: str | None = None) -> str:
+    """The deployed page's CSP: its own files, WebSockets to this stack's API only, and
+    with sign-in the regional Cognito API (``auth_origin``) and nothing else.
 
     frontend/index.html carries a meta CSP too, wider on purpose (``ws://localhost``,
     ``wss://*.amazonaws.com``) so the same file works with the local gateway and any
@@ -32,7 +34,7 @@ def content_security_policy(websocket_origin: str) -> str:
         "style-src": "'self'",
         "img-src": "'self'",
         # 'self' for config.json; the API by its exact origin, no wildcard host.
-        "connect-src": f"'self' {websocket_origin}",
+        "connect-src": " ".join(filter(None, ("'self'", websocket_origin, auth_origin))),
         "base-uri": "'none'",
         "form-action": "'self'",
         "object-src": "'none'",
@@ -60,6 +62,8 @@ class Frontend(Construct):
         websocket_url: str,
         websocket_origin: str,
         destroy: bool,
+        auth: dict[str, Any] | None = None,
+        auth_origin: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -87,7 +91,8 @@ class Frontend(Construct):
             comment="Serverless chat page: CSP naming this stack's API, HSTS, no framing",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=content_security_policy(websocket_origin),
+                    content_security_policy=content_security_policy(
+                        websocket_origin, auth_origin),
                     override=True,
                 ),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
@@ -124,7 +129,7 @@ class Frontend(Construct):
         # The URL is a deploy-time token: BucketDeployment substitutes it into the file when
         # it copies it. The config source goes last so it overwrites any config.json the
         # frontend folder carries for local use.
-        sources = [s3deploy.Source.json_data(CONFIG_KEY, page_config(websocket_url))]
+        sources = [s3deploy.Source.json_data(CONFIG_KEY, page_config(websocket_url, auth))]
         # git keeps no empty folders: on a checkout where frontend/ has no files yet, the
         # stack still deploys (config.json only) instead of failing on an empty asset.
         if _has_files(FRONTEND_DIR):

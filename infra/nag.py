@@ -27,20 +27,52 @@ def _ack(scope: IConstruct, rule: str, reason: str) -> None:
 def acknowledge_findings(stack: ChatStack) -> None:
     """Record every accepted AwsSolutions finding of the chat stack with its reason."""
     api = stack.chat_api
-    _ack(
-        api.api,
-        "APIG4",
-        "A public chat: anyone may connect with a username, which $connect validates "
-        "(PROTOCOL.md). There is no account system to authorize against.",
-    )
-    _ack(
-        api.stage,
-        "APIG1",
-        "WebSocket access logs need the account-wide API Gateway CloudWatch role "
-        "(AWS::ApiGateway::Account), a singleton this stack must not take over. Every "
-        "frame a function handles is logged with its connection and request ids; mock "
-        "pings show in the stage's CloudWatch metrics.",
-    )
+    if stack.users is None:
+        _ack(
+            api.api,
+            "APIG4",
+            "auth=none: a public chat where anyone may connect with a username, which "
+            "$connect validates (PROTOCOL.md). Deploy with -c auth=cognito for sign-in.",
+        )
+    else:
+        # Fixed on $connect (the Lambda authorizer); the other routes cannot have one.
+        for key, route in api.routes.items():
+            if key != "$connect":
+                _ack(
+                    route,
+                    "APIG4",
+                    "WebSocket APIs take an authorizer on $connect only: this route runs "
+                    "on a connection the $connect authorizer has already admitted.",
+                )
+        users = stack.users.user_pool
+        _ack(
+            users,
+            "COG2",
+            "MFA is optional (TOTP): required MFA needs an enrolment step at first sign-in "
+            "that the page does not offer yet.",
+        )
+        _ack(
+            users,
+            "COG8",
+            "The Essentials feature plan: Plus (threat protection) is billed per monthly "
+            "active user, a cost this chat does not impose on every deployment.",
+        )
+    if api.access_log_group is None:
+        _ack(
+            api.stage,
+            "APIG1",
+            "access_logs=false (the default with auth=none): access logs need the "
+            "account-wide API Gateway CloudWatch role. Every frame a function handles is "
+            "logged with its connection and request ids; -c access_logs=true turns them on.",
+        )
+    if api.logs_role is not None:
+        _ack(
+            api.logs_role,
+            "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's own role for the account (AWS::ApiGateway::Account): it serves "
+            "every API in the account and region, so it cannot be narrowed to this stack.",
+        )
     for role in api.roles.values():
         _ack(
             role,

@@ -11,6 +11,7 @@ from typing import Any
 
 from constructs import Node
 
+from chat.config import AUTH, AUTH_COGNITO
 from chat.config import SETTINGS as FUNCTION_SETTINGS
 
 DEFAULTS: dict[str, Any] = {
@@ -28,6 +29,16 @@ DEFAULTS: dict[str, Any] = {
     # Version of the official Powertools layer, as named in its public SSM parameter
     # (``latest`` or a release such as ``3.23.0``).
     "powertools_version": "latest",
+    # Sign-in (auth=cognito): ID and access tokens last this long; the refresh token
+    # that renews them, this long (Cognito allows 5 min-1 day, and 1-3650 days).
+    "id_token_validity_minutes": 60,
+    "refresh_token_validity_days": 30,
+    # Stage access logs (JSON lines in a log group). Unset: on with auth=cognito.
+    "access_logs": None,
+    # API Gateway writes access logs with one role per account and region
+    # (AWS::ApiGateway::Account). "create": this stack sets it; "existing": one is
+    # already set (another stack, or the console), and this stack leaves it alone.
+    "api_gateway_logs_role": "create",
     # What the functions read from their environment (chat.config.SETTINGS), by the same
     # keys: ``-c rate_limit_messages=20``.
     **{setting.key: setting.default for setting in FUNCTION_SETTINGS},
@@ -64,6 +75,11 @@ class StackSettings:
     reserved_concurrency: int | None
     log_retention_days: int
     powertools_version: str
+    auth: str  # chat.config.AUTH: "none" or "cognito"
+    id_token_validity_minutes: int
+    refresh_token_validity_days: int
+    access_logs: bool
+    api_gateway_logs_role: str  # "create" | "existing"
     # chat.config.SETTINGS: environment variable -> value, for the functions that read it.
     function_settings: dict[str, str]
     # chat.config.SETTINGS of triggers (no environment variable): key -> value.
@@ -80,6 +96,16 @@ class StackSettings:
         retention = _as_int(get("log_retention_days"))
         if rate is None or burst is None or retention is None:
             raise ValueError("throttle limits and log_retention_days need a number")
+        auth = AUTH.parse(get(AUTH.key))
+        access_logs = get("access_logs")
+        id_minutes = _positive("id_token_validity_minutes", get("id_token_validity_minutes"))
+        refresh_days = _positive("refresh_token_validity_days", get("refresh_token_validity_days"))
+        if not 5 <= id_minutes <= 24 * 60 or not 1 <= refresh_days <= 3650:
+            raise ValueError("Cognito allows ID tokens of 5-1440 minutes and refresh tokens "
+                             f"of 1-3650 days, not {id_minutes} and {refresh_days}")
+        logs_role = str(get("api_gateway_logs_role"))
+        if logs_role not in ("create", "existing"):
+            raise ValueError(f"api_gateway_logs_role must be create or existing, not {logs_role!r}")
         return cls(
             destroy=_as_bool(get("destroy")),
             stage_name=str(get("stage_name")),
@@ -88,8 +114,13 @@ class StackSettings:
             reserved_concurrency=_as_int(get("reserved_concurrency")),
             log_retention_days=retention,
             powertools_version=str(get("powertools_version")),
+            auth=auth,
+            id_token_validity_minutes=id_minutes,
+            refresh_token_validity_days=refresh_days,
+            access_logs=(auth == AUTH_COGNITO) if access_logs is None else _as_bool(access_logs),
+            api_gateway_logs_role=logs_role,
             function_settings={
-                setting.env_var: str(_positive(setting.key, get(setting.key)))
+                setting.env_var: setting.parse(get(setting.key))
                 for setting in FUNCTION_SETTINGS
                 if setting.env_var
             },

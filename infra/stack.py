@@ -7,7 +7,10 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from chat.config import AUTH_COGNITO
+from chat.protocol import cognito_auth
 from infra.api import ChatApi
+from infra.auth import ChatUserPool
 from infra.data import ChatTables
 from infra.frontend import Frontend
 from infra.nag import acknowledge_findings
@@ -28,8 +31,16 @@ class ChatStack(Stack):
 
         self.data = ChatTables(self, "Data", destroy=settings.destroy)
         self.queues = ChatQueues(self, "Queues")
+        self.users: ChatUserPool | None = None
+        if settings.auth == AUTH_COGNITO:
+            self.users = ChatUserPool(
+                self, "Users",
+                id_token_validity_minutes=settings.id_token_validity_minutes,
+                refresh_token_validity_days=settings.refresh_token_validity_days,
+                destroy=settings.destroy,
+            )
         self.chat_api = ChatApi(
-            self, "Api", data=self.data, queues=self.queues, settings=settings
+            self, "Api", data=self.data, queues=self.queues, settings=settings, users=self.users
         )
         websocket_url = self.chat_api.stage.url  # wss://{api}.execute-api.{region}.../{stage}
         self.frontend = Frontend(
@@ -38,6 +49,10 @@ class ChatStack(Stack):
             websocket_url=websocket_url,
             websocket_origin=self.chat_api.websocket_origin,
             destroy=settings.destroy,
+            auth=None if self.users is None else cognito_auth(
+                self.region, self.users.user_pool.user_pool_id,
+                self.users.client.user_pool_client_id, self.users.endpoint),
+            auth_origin=None if self.users is None else self.users.origin,
         )
 
         CfnOutput(
@@ -55,11 +70,23 @@ class ChatStack(Stack):
             value=self.chat_api.stage.callback_url,
             description="Management API endpoint the functions post to (@connections)",
         )
-        CfnOutput(
-            self,
-            "WscatCommand",
-            value=f"npx wscat -c '{websocket_url}?username=alice&room=general'",
-            description='Talk to the API from a terminal; then send {"action":"ping"}',
-        )
+        if self.users is None:
+            CfnOutput(
+                self,
+                "WscatCommand",
+                value=f"npx wscat -c '{websocket_url}?username=alice&room=general'",
+                description='Talk to the API from a terminal; then send {"action":"ping"}',
+            )
+        else:
+            CfnOutput(self, "UserPoolId", value=self.users.user_pool.user_pool_id,
+                      description="The Cognito user pool people sign in to")
+            CfnOutput(self, "UserPoolClientId", value=self.users.client.user_pool_client_id,
+                      description="The page's app client (public: no secret)")
+            CfnOutput(
+                self,
+                "WscatCommand",
+                value=f"npx wscat -c '{websocket_url}?room=general' -s chat.v1 -s bearer.$ID_TOKEN",
+                description="With an ID token of the pool in $ID_TOKEN (PROTOCOL.md)",
+            )
 
         acknowledge_findings(self)

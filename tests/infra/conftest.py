@@ -83,6 +83,19 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return Synth(Template.from_json(raw), raw, outdir)
 
 
+def synth_with(outdir: Path, **context: Any) -> Synth:
+    """A synth of the app with ``context`` over cdk.json's defaults."""
+    app = build_app(context={**CONTEXT, **context}, outdir=str(outdir))
+    raw = app.synth().get_stack_by_name(STACK_NAME).template
+    return Synth(Template.from_json(raw), raw, outdir)
+
+
+@pytest.fixture(scope="session")
+def cognito_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The app with sign-in (``-c auth=cognito``): user pool, authorizer, access logs."""
+    return synth_with(tmp_path_factory.mktemp("cdk.out-cognito"), auth="cognito")
+
+
 @pytest.fixture(scope="session")
 def template(synth: Synth) -> Template:
     return synth.template
