@@ -15,11 +15,14 @@ with ``--workers`` posts in flight (default: ``chat.config.FANOUT_CONCURRENCY``'
 default), in the same run:
 
 - ``wall_s``: median handler time over ``--repeat`` warm invocations, the room's Query
-  included (that Query alone: ``query_wall_s``; moto is slower than DynamoDB at it); the
-  first pooled one, which also opens the pool's connections, is ``first_wall_s``;
+  included (that Query alone: ``query_wall_s``; moto takes far longer over it than
+  DynamoDB); the first pooled one, which also opens the pool's connections, is
+  ``first_wall_s``; ``fanout_wall_s``: the part spent in ``ManagementApi.post_many``;
 - ``cpu_ms_per_recipient``: this process's ``time.process_time()`` (all its threads)
   around a warm invocation, divided by N: the handler's DynamoDB calls (client side,
   including parsing the room's Query), Powertools, JSON, signing and the HTTP posts;
+  ``fanout_cpu_ms_per_recipient``: the same during ``post_many`` only;
+- ``load_avg_1m``: the machine's load when it ended (CPU times grow on a busy machine);
 - ``capacity``: DynamoDB capacity units of one ``new_message`` (with a ``client_id``)
   to a room of ``--capacity-room`` (default 50), computed from the sizes of the items
   each call touched with DynamoDB's rounding rules. moto answers
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -200,6 +204,16 @@ def capacity_of(calls: list[tuple[str, dict[str, Any]]], db: Any) -> dict[str, A
 # -- the bench --------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """One invocation: the handler's wall and CPU time (s), and its post_many's."""
+
+    wall: float
+    cpu: float
+    fanout_wall: float
+    fanout_cpu: float
+
+
 def seed_room(db: Any, room: str, size: int, tables: dict[str, str]) -> list[str]:
     """A room of ``size`` connections in shard 0, as ``Store.add_connection`` leaves
     them; the first also gets its identity item (the sender)."""
@@ -228,7 +242,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from bench.machine import machine
     from chat import bootstrap
+    from chat.adapters.management_api import ManagementApi
     from chat.config import FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE
+    from chat.functions import FUNCTIONS
     from local_gateway.dynamodb import LocalDynamoDB
     from local_gateway.testing import InProcessStage
 
@@ -248,16 +264,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     counter = iter(range(1_000_000))
 
-    def invoke(gw: InProcessStage, sender: str, expect: int, **frame: Any) -> tuple[float, float]:
-        """One new_message: (wall s, CPU s), after checking every member got it."""
+    fanouts: list[tuple[float, float]] = []  # (wall s, CPU s) of each post_many
+    post_many = ManagementApi.post_many
+
+    def timed(api: ManagementApi, *args: Any, **kwargs: Any) -> Any:
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            return post_many(api, *args, **kwargs)
+        finally:
+            fanouts.append((time.perf_counter() - wall, time.process_time() - cpu))
+
+    def invoke(gw: InProcessStage, sender: str, expect: int, **frame: Any) -> Timing:
+        """One new_message, timed, after checking every member got it."""
         body = {"action": "new_message", "text": f"bench {next(counter)}", **frame}
+        fanouts.clear()
         cpu, wall = time.process_time(), time.perf_counter()
         gw.send(sender, body)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         got = endpoint.stats()
         if got["recipients"] != expect:
             raise RuntimeError(f"{got['recipients']}/{expect} members received the message")
-        return wall, cpu
+        return Timing(wall, cpu, sum(f[0] for f in fanouts), sum(f[1] for f in fanouts))
 
     def services(pool: int) -> Any:
         # The functions' own services, but a DynamoDB client that waits out moto's slow
@@ -272,42 +299,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         db = boto3.client("dynamodb")
         n = args.recipients
         sender = seed_room(db, "bench", n, tables)[0]
-        gw = InProcessStage(endpoint)  # type: ignore[arg-type]  # posts go to CALLBACK_URL
+        # A timeout long enough for the one-by-one baseline (the deployed 10 s would stop
+        # it at the deadline, some 400 posts in).
+        functions = [dataclasses.replace(fn, timeout_s=600) for fn in FUNCTIONS]
+        gw = InProcessStage(endpoint, functions=functions)  # type: ignore[arg-type]
         gw.open[sender] = _info(sender)
 
+        ManagementApi.post_many = timed  # type: ignore[method-assign]
         # The baseline: one by one, the same room, after a warm-up invocation.
         services(1)
         invoke(gw, sender, n)
-        baseline_wall, _ = invoke(gw, sender, n)
+        baseline = invoke(gw, sender, n)
 
         s = services(workers)
-        first_wall, _ = invoke(gw, sender, n)  # also opens the pool's connections
-        walls, cpus = [], []
-        for _ in range(args.repeat):
-            wall, cpu = invoke(gw, sender, n)
-            walls.append(wall)
-            cpus.append(cpu)
+        first = invoke(gw, sender, n)  # also opens the pool's connections
+        runs = [invoke(gw, sender, n) for _ in range(args.repeat)]
         start = time.perf_counter()
         s.store.room_shard("bench")
         query_wall = time.perf_counter() - start
         capacity = measure_capacity(db, s, gw, tables, args.capacity_room, invoke)
     finally:
+        ManagementApi.post_many = post_many  # type: ignore[method-assign]
         bootstrap.use(None)
         endpoint.close()
         dynamodb.stop()
 
-    wall = statistics.median(walls)
+    def median(field: str) -> float:
+        return statistics.median(getattr(run, field) for run in runs)
+
+    wall = median("wall")
     result = {
         "bench": "fanout",
         "recipients": n,
         "latency_ms": args.latency_ms,
         "workers": workers,
         "wall_s": round(wall, 3),
-        "baseline_wall_s": round(baseline_wall, 3),
-        "speedup": round(baseline_wall / wall, 1),
-        "cpu_ms_per_recipient": round(statistics.median(cpus) * 1000 / n, 3),
-        "first_wall_s": round(first_wall, 3),
+        "baseline_wall_s": round(baseline.wall, 3),
+        "speedup": round(baseline.wall / wall, 1),
+        "cpu_ms_per_recipient": round(median("cpu") * 1000 / n, 3),
+        "first_wall_s": round(first.wall, 3),
         "query_wall_s": round(query_wall, 3),
+        "fanout_wall_s": round(median("fanout_wall"), 3),
+        "baseline_fanout_wall_s": round(baseline.fanout_wall, 3),
+        "fanout_cpu_ms_per_recipient": round(median("fanout_cpu") * 1000 / n, 3),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "cpu_includes": "the handler process only: its DynamoDB calls (client side), "
                         "Powertools, JSON, signing and the HTTP posts; DynamoDB (moto) and "
                         "@connections run in a subprocess",
@@ -367,7 +402,8 @@ def human(result: dict[str, Any]) -> str:
         f"{result['recipients']} recipients at {result['latency_ms']} ms: "
         f"{result['wall_s']} s with {result['workers']} workers (first {result['first_wall_s']} s)"
         f" vs {result['baseline_wall_s']} s one by one ({result['speedup']}x); "
-        f"{result['cpu_ms_per_recipient']} ms CPU per recipient; "
+        f"{result['cpu_ms_per_recipient']} ms CPU per recipient "
+        f"({result['fanout_cpu_ms_per_recipient']} in post_many); "
         f"room of {c['room']}: {c['wcu']} WCU + {c['rcu']} RCU per new_message"
     )
 
