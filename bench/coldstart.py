@@ -1,7 +1,8 @@
 """Cold-start bench: how long each function's handler module takes to import.
 
 What a Lambda cold start pays for the code before the first invocation is mostly
-imports. For every handler module of ``chat.functions.FUNCTIONS`` (``fn.handler``
+imports. For every handler module of every mode (``chat.functions.functions_for``:
+the sign-in mode adds the authorizer and the pre sign-up check) (``fn.handler``
 without the function name, each module once) and for ``import boto3`` alone, the time
 of the import is measured inside a fresh ``python -c`` process (``PYTHONPATH=functions``,
 as the Lambda asset is laid out; the interpreter's own start is not counted), ``--runs``
@@ -32,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(FUNCTIONS_DIR))
 
 from bench.machine import machine  # noqa: E402
-from chat.functions import FUNCTIONS  # noqa: E402
+from chat.config import AUTH  # noqa: E402
+from chat.functions import functions_for  # noqa: E402
 
 BOTO3 = "boto3"
 _PROBE = (
@@ -42,7 +44,8 @@ _PROBE = (
 
 
 def handler_modules() -> list[str]:
-    return list(dict.fromkeys(fn.handler.rpartition(".")[0] for fn in FUNCTIONS))
+    every = [fn for auth in AUTH.choices for fn in functions_for(auth)]
+    return list(dict.fromkeys(fn.handler.rpartition(".")[0] for fn in every))
 
 
 def import_ms(module: str, env: dict[str, str]) -> float:

@@ -6,12 +6,18 @@
 //   store.js      the room's messages, deduplicated and ordered by id; who is online, typing
 //   history.js    the newest page, "load older", and the catch-up after a reconnect
 //   outbox.js     our messages on their way: one in flight, failures, retries
+//   cognito.js    the Cognito API over fetch, and its errors in plain words
+//   session.js    who is signed in; a fresh ID token for every connection
 //   view.js       DOM rendering, textContent only
 
+import { CognitoClient, plainWords } from './cognito.js';
 import { Connection } from './connection.js';
 import { HistoryLoader } from './history.js';
 import { Outbox } from './outbox.js';
-import { codePoints, frames, newClientId, normalizeUsername, rules, socketUrl } from './protocol.js';
+import {
+  bearerProtocols, codePoints, frames, newClientId, normalizeUsername, rules, socketUrl,
+} from './protocol.js';
+import { AuthSession } from './session.js';
 import { RoomStore } from './store.js';
 import { renderMessages, renderOnline, renderStatus, renderTyping } from './view.js';
 
@@ -32,6 +38,8 @@ const ui = {
   jump: $('jump'), typing: $('typing'), composer: $('composer'), text: $('text'),
   textHint: $('text-hint'), online: $('online'), onlineCount: $('online-count'),
   notice: $('notice'), header: $('session-info'), appTitle: $('app-title'),
+  authView: $('auth-view'), signinForm: $('signin-form'), signupForm: $('signup-form'),
+  confirmForm: $('confirm-form'), signOut: $('sign-out'),
 };
 
 // config.json is fetched relative to the page: the local gateway and CloudFront both
@@ -43,11 +51,14 @@ const configPromise = fetch('config.json', { cache: 'no-store' })
   })
   .then((json) => {
     if (typeof json?.websocketUrl !== 'string') throw new Error('config.json has no websocketUrl');
-    return { websocketUrl: json.websocketUrl, rules: rules(json.protocol) };
+    return { websocketUrl: json.websocketUrl, rules: rules(json.protocol), auth: json.auth ?? { type: 'none' } };
   });
 
-let config = null; // {websocketUrl, rules} once config.json has arrived
+let config = null; // {websocketUrl, rules, auth} once config.json has arrived
 let session = null;
+let auth = null; // an AuthSession when config.json's auth is cognito
+let cognito = null; // its CognitoClient (sign-up and confirmation go straight to it)
+let signingOut = false;
 
 // ---------------------------------------------------------------- join form
 
@@ -55,7 +66,7 @@ let roomAwaitsDefault = false; // the room field is to show the default room onc
 
 function prefill() {
   const params = new URLSearchParams(location.search);
-  ui.username.value = params.get('username') ?? localStorage.getItem(NAME_KEY) ?? '';
+  ui.username.value = auth?.username ?? params.get('username') ?? localStorage.getItem(NAME_KEY) ?? '';
   ui.room.value = params.get('room') ?? config?.rules.defaultRoom ?? '';
   roomAwaitsDefault = !params.has('room') && !config;
   // With a name already known, Enter (or one click) is all it takes to rejoin.
@@ -75,6 +86,7 @@ configPromise.then(
   (c) => {
     config = c;
     showRules(c);
+    if (c.auth.type === 'cognito') startSignIn(c);
   },
   () => {}, // said on the join form when the user tries to join
 );
@@ -119,7 +131,7 @@ ui.joinForm.addEventListener('submit', async (ev) => {
     first.focus();
     return;
   }
-  localStorage.setItem(NAME_KEY, name);
+  if (!auth) localStorage.setItem(NAME_KEY, name);
   // Keep the room in the address bar so a reload or a shared link lands in the same room.
   const params = new URLSearchParams(location.search);
   params.set('room', room);
@@ -131,7 +143,14 @@ ui.joinForm.addEventListener('submit', async (ev) => {
 // ---------------------------------------------------------------- session
 
 function startSession({ websocketUrl, rules: r }, me, room) {
-  const conn = new Connection(socketUrl(websocketUrl, me, room));
+  // Signed in, the name is the token's: the URL carries the room only, and each attempt
+  // offers a fresh ID token as a subprotocol.
+  const signedIn = auth;
+  const conn = signedIn
+    ? new Connection(socketUrl(websocketUrl, null, room), {
+      protocols: async () => bearerProtocols(await signedIn.idToken()),
+    })
+    : new Connection(socketUrl(websocketUrl, me, room));
   const send = (frame) => conn.send(frame);
   const s = {
     store: new RoomStore(room, me), conn, me, room, rules: r,
@@ -160,6 +179,10 @@ function startSession({ websocketUrl, rules: r }, me, room) {
   conn.addEventListener('status', (e) => onStatus(s, e.detail));
   conn.addEventListener('open', (e) => onOpen(s, e.detail.reconnect));
   conn.addEventListener('frame', (e) => onFrame(s, e.detail));
+  conn.addEventListener('unauthenticated', () => {
+    endSession();
+    showAuth('signin', 'Your session has ended: sign in again.');
+  });
   conn.addEventListener('refused', () => {
     endSession();
     ui.joinError.textContent =
@@ -482,5 +505,137 @@ function showNotice(text, ms = 8000) {
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => { ui.notice.hidden = true; }, ms);
 }
+
+// ---------------------------------------------------------------- sign-in (auth: cognito)
+
+const authUi = {
+  signin: ui.signinForm, signup: ui.signupForm, confirm: ui.confirmForm,
+};
+let pendingSignUp = null; // {username, password} between sign-up and its confirmation
+
+async function startSignIn(c) {
+  cognito = new CognitoClient({ endpoint: c.auth.endpoint, clientId: c.auth.clientId });
+  auth = new AuthSession({
+    client: cognito,
+    storage: globalThis.sessionStorage,
+    onChange: () => {
+      if (!auth.signedIn && !signingOut && (session || ui.authView.hidden)) {
+        // The refresh token was refused (revoked, expired): back to signing in.
+        endSession();
+        showAuth('signin', 'Your session has ended: sign in again.');
+      }
+    },
+  });
+  ui.username.readOnly = true;
+  $('signup-username-hint').textContent = c.rules.usernameHint;
+  if (await auth.restore()) showJoin();
+  else showAuth('signin');
+}
+
+function showAuth(which, message = '') {
+  ui.signOut.hidden = true;
+  ui.joinView.hidden = true;
+  ui.authView.hidden = false;
+  for (const [name, form] of Object.entries(authUi)) form.hidden = name !== which;
+  for (const id of ['signin-error', 'signup-error', 'confirm-error']) $(id).textContent = '';
+  if (message) $(`${which}-error`).textContent = message;
+  authUi[which].querySelector('input:not([readonly])')?.focus();
+}
+
+function showJoin() {
+  ui.authView.hidden = true;
+  ui.joinView.hidden = false;
+  ui.signOut.hidden = false;
+  prefill();
+}
+
+async function busy(form, errorId, work) {
+  const button = form.querySelector('button[type=submit]');
+  button.disabled = true;
+  $(errorId).textContent = '';
+  try {
+    await work();
+  } catch (err) {
+    $(errorId).textContent = plainWords(err);
+    return err;
+  } finally {
+    button.disabled = false;
+  }
+  return null;
+}
+
+ui.signinForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const username = normalizeUsername($('signin-username').value);
+  const password = $('signin-password').value;
+  const err = await busy(ui.signinForm, 'signin-error', () => auth.signIn(username, password));
+  if (!err) {
+    $('signin-password').value = '';
+    showJoin();
+  } else if (err.type === 'UserNotConfirmedException') {
+    pendingSignUp = { username, password };
+    showConfirm(username, plainWords(err));
+  }
+});
+
+ui.signupForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const username = normalizeUsername($('signup-username').value);
+  const problem = config.rules.usernameProblem(username);
+  if (problem) {
+    $('signup-error').textContent = problem;
+    return;
+  }
+  const email = $('signup-email').value.trim();
+  const password = $('signup-password').value;
+  const err = await busy(ui.signupForm, 'signup-error',
+    () => cognito.signUp(username, password, email));
+  if (!err) {
+    pendingSignUp = { username, password };
+    $('signup-password').value = '';
+    showConfirm(username);
+  }
+});
+
+function showConfirm(username, message = '') {
+  showAuth('confirm', message);
+  $('confirm-info').textContent = `We emailed a code to the address of “${username}”. Enter it here.`;
+  $('confirm-code').value = '';
+}
+
+ui.confirmForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const pending = pendingSignUp;
+  if (!pending) return showAuth('signin');
+  const code = $('confirm-code').value.trim();
+  const err = await busy(ui.confirmForm, 'confirm-error', async () => {
+    await cognito.confirmSignUp(pending.username, code);
+    await auth.signIn(pending.username, pending.password);
+  });
+  if (!err) {
+    pendingSignUp = null; // the password is not kept a moment longer than needed
+    showJoin();
+  }
+});
+
+$('resend-code').addEventListener('click', async () => {
+  if (!pendingSignUp) return;
+  const err = await busy(ui.confirmForm, 'confirm-error', () => cognito.resendCode(pendingSignUp.username));
+  if (!err) $('confirm-error').textContent = 'A new code is on its way.';
+});
+
+$('show-signup').addEventListener('click', () => showAuth('signup'));
+$('show-signin').addEventListener('click', () => showAuth('signin'));
+
+ui.signOut.addEventListener('click', async () => {
+  endSession();
+  signingOut = true;
+  try {
+    await auth?.signOut();
+  } finally {
+    signingOut = false;
+  }
+  showAuth('signin');
+});
 
 prefill();

@@ -3,7 +3,12 @@
 // can show. It knows nothing about messages: it emits every JSON frame it receives.
 //
 // Events (EventTarget): 'status' {state, retryAt, reason}, 'open' {reconnect},
-// 'frame' {data}, 'refused' {} (the very first handshake failed; see below).
+// 'frame' {data}, 'refused' {} (the very first handshake failed; see below),
+// 'unauthenticated' {error} (no subprotocols to offer: the sign-in is gone).
+//
+// With sign-in, `protocols()` gives the subprotocols to offer on each attempt
+// (['chat.v1', 'bearer.<ID token>'], refreshed when the token is near its expiry), so a
+// reconnect after an hour offers a fresh token, never the one the first socket had.
 
 import { frames } from './protocol.js';
 
@@ -19,6 +24,7 @@ export const MAX_REPLACEMENTS = 4;
 
 export class Connection extends EventTarget {
   #url;
+  #protocols;
   #ws = null;
   #attempt = 0;
   #everOpen = false;
@@ -27,13 +33,15 @@ export class Connection extends EventTarget {
   #pingTimer = 0;
   #healthyTimer = 0;
   #replaced = 0; // consecutive reconnect() calls since the last healthy connection
+  #attemptId = 0; // which #connect() is current (a token may take a while to arrive)
 
   state = 'offline'; // connecting | online | reconnecting | offline
   retryAt = 0;
 
-  constructor(url) {
+  constructor(url, { protocols = null } = {}) {
     super();
     this.#url = url;
+    this.#protocols = protocols;
     // The browser knows when the network is gone: no point burning retries meanwhile,
     // and when it comes back there is no reason to wait for the backoff.
     this.onOffline = () => {
@@ -100,12 +108,28 @@ export class Connection extends EventTarget {
     return true;
   }
 
-  #connect() {
+  async #connect() {
     this.#setState(this.#everOpen ? 'reconnecting' : 'connecting');
     this.retryAt = 0;
+    let protocols;
+    if (this.#protocols) {
+      this.#attemptId += 1;
+      const attempt = this.#attemptId;
+      try {
+        protocols = await this.#protocols();
+      } catch (error) {
+        if (this.#stopped || attempt !== this.#attemptId) return;
+        this.#stopped = true;
+        this.#setState('offline', 'signed out');
+        this.dispatchEvent(new CustomEvent('unauthenticated', { detail: { error } }));
+        return;
+      }
+      // Stopped, or another attempt started (Retry now), while the token was on its way.
+      if (this.#stopped || attempt !== this.#attemptId || this.#ws) return;
+    }
     let ws;
     try {
-      ws = new WebSocket(this.#url);
+      ws = protocols ? new WebSocket(this.#url, protocols) : new WebSocket(this.#url);
     } catch (err) {
       // A URL the Content-Security-Policy refuses throws here in some browsers.
       this.#setState('offline', `Cannot open ${this.#url}: ${err.message}`);

@@ -80,12 +80,18 @@ export function codePoints(s) {
   return n;
 }
 
+/** The URL to connect to. Signed in, the name comes from the token: `username` is null. */
 export function socketUrl(base, username, room) {
   const url = new URL(base);
-  url.searchParams.set('username', username);
+  if (username !== null) url.searchParams.set('username', username);
   url.searchParams.set('room', room);
   return url.toString();
 }
+
+// Signed in (config.json's auth is cognito), a socket offers these two subprotocols and
+// the server selects the first; the token never goes in the URL (PROTOCOL.md).
+export const SUBPROTOCOL = 'chat.v1';
+export const bearerProtocols = (idToken) => [SUBPROTOCOL, `bearer.${idToken}`];
 
 /** A client_id (well inside the 64-char limit) that makes retries idempotent, also across reconnects. */
 export function newClientId() {
