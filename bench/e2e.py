@@ -10,14 +10,14 @@ Never pointed at AWS by the tests.
 
 The load: ``--clients`` connections spread over ``--rooms`` rooms (client ``i`` in room
 ``i % rooms``), all connected (and their presence announcements received) before the
-clock starts. Then each sends one ``new_message`` every ``1 / rate`` seconds for
-``--seconds``, starting at a random phase, with a text and ``client_id`` unique to that
-message. Every client reads every event; the bench checks that each message reached
-each member of its room once (``duplicates``: a second copy; ``cross_room``: a copy in
-another room) and times send -> receipt on one clock (this process's). Deliveries still
-missing ``--grace`` seconds after the last send are lost. Latency includes both ends'
-scheduling on a shared machine: compare with ``bench/flask_baseline.py`` run in the same
-minute, not across machines.
+clock starts, and a ``--warmup`` round (same rate, unmeasured) has arrived. Then each
+sends one ``new_message`` every ``1 / rate`` seconds for ``--seconds``, starting at a
+random phase, with a text and ``client_id`` unique to that message. Every client reads
+every event; the bench checks that each message reached each member of its room once
+(``duplicates``: a second copy; ``cross_room``: a copy in another room) and times send
+-> receipt on one clock (this process's). Deliveries still missing ``--grace`` seconds
+after the last send are lost. Latency includes both ends' scheduling on a shared
+machine: compare with ``bench/flask_baseline.py`` run in the same minute, not across machines.
 
 Prints one JSON object (``--json``) or a readable summary. ``run_load`` is the driver;
 ``tests/gateway/test_load.py`` calls it with a short load and asserts the counts, never
@@ -126,6 +126,8 @@ class _Tracker:
         self.presence: list[int] = [0] * len(room_of)
         self.all_in = asyncio.Event()
         self.closed_at: float | None = None  # after this, arrivals are late
+        self.warm_prefix = "\0"  # texts of the warm-up round: delivered, not measured
+        self.warm_delivered = 0
 
     def on_event(self, index: int, event: dict[str, Any]) -> None:
         now = time.perf_counter()
@@ -135,7 +137,9 @@ class _Tracker:
             text = event.get("text", "")
             sent = self.sent_at.get(text)
             if sent is None:
-                return  # not ours (another run's history), or from before the clock
+                if text.startswith(self.warm_prefix):
+                    self.warm_delivered += 1
+                return  # not measured: the warm-up, or not ours
             key = (index, text)
             if key in self.seen:
                 r.duplicates += 1
@@ -168,10 +172,17 @@ async def run_load(
     rate_per_client: float,
     seconds: float,
     grace_s: float = 20.0,
+    warmup_s: float = 0.0,
     connect_concurrency: int = 10,
     seed: int | None = None,
 ) -> LoadResult:
-    """Drive ``clients`` connections through ``connect`` and count every delivery."""
+    """Drive ``clients`` connections through ``connect`` and count every delivery.
+
+    ``warmup_s``: first send at the same rate for that long, unmeasured, and wait (up to
+    ``grace_s``) until those messages have all arrived: the clock then measures messaging
+    in a steady state, not the joins' announcements still being delivered or the first
+    cold starts (the same for every system loaded this way).
+    """
     if rate_per_client <= 0 or seconds <= 0:
         raise ValueError("rate and seconds must be positive")
     rng = random.Random(seed)
@@ -199,29 +210,42 @@ async def run_load(
         settle_deadline = time.perf_counter() + 5 + clients * 0.05
         while time.perf_counter() < settle_deadline:
             before = sum(tracker.presence)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)
             if sum(tracker.presence) == before:
                 break
 
         period = 1 / rate_per_client
-        started = time.perf_counter()
-        stop_at = started + seconds
 
-        async def sender(i: int) -> None:
+        async def sender(i: int, stop_at: float, warm: bool) -> None:
             await asyncio.sleep(rng.uniform(0, period))
             seq = 0
             next_at = time.perf_counter()
             while next_at < stop_at:
-                text = f"{run}:{i}:{seq}"
-                tracker.sent_at[text] = (time.perf_counter(), room_of[i])
-                result.sent += 1
-                result.expected += members[room_of[i]]
-                await socks[i].send_message(text, f"c-{i}-{seq}")
+                if warm:
+                    text = f"{tracker.warm_prefix}{i}:{seq}"
+                    warm_expected[0] += members[room_of[i]]
+                else:
+                    text = f"{run}:{i}:{seq}"
+                    tracker.sent_at[text] = (time.perf_counter(), room_of[i])
+                    result.sent += 1
+                    result.expected += members[room_of[i]]
+                await socks[i].send_message(text, f"{'w' if warm else 'c'}-{i}-{seq}")
                 seq += 1
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
-        await asyncio.gather(*(sender(i) for i in range(clients)))
+        warm_expected = [0]
+        if warmup_s > 0:
+            tracker.warm_prefix = f"{run}:warm:"
+            warm_end = time.perf_counter() + warmup_s
+            await asyncio.gather(*(sender(i, warm_end, True) for i in range(clients)))
+            drained = time.perf_counter() + grace_s
+            while tracker.warm_delivered < warm_expected[0] and time.perf_counter() < drained:
+                await asyncio.sleep(0.1)
+
+        started = time.perf_counter()
+        stop_at = started + seconds
+        await asyncio.gather(*(sender(i, stop_at, False) for i in range(clients)))
         last_send = time.perf_counter()
         tracker.closed_at = last_send + grace_s
         if result.delivered < result.expected:
@@ -295,6 +319,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=25)
     p.add_argument("--grace", type=float, default=20,
                    help="seconds after the last send before a missing delivery is lost")
+    p.add_argument("--warmup", type=float, default=5,
+                   help="seconds of unmeasured sending first, until it has all arrived "
+                        "(default 5; 0: measure from the first message)")
     p.add_argument("--url", help="load this stage (e.g. wss://…/prod) instead of starting "
                                  "python -m local_gateway")
     p.add_argument("--gateway-arg", action="append", default=[], metavar="ARG",
@@ -309,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: more than {CHAT_RATE_LIMIT_PER_S:g} message/s per client is over the "
               "chat's own rate limit (rate_limited errors)", file=sys.stderr)
     load = {"clients": a.clients, "rooms": a.rooms, "rate_per_client": a.rate_per_client,
-            "seconds": a.seconds, "grace_s": a.grace, "seed": a.seed}
+            "seconds": a.seconds, "grace_s": a.grace, "warmup_s": a.warmup, "seed": a.seed}
     if a.url:
         result = asyncio.run(run_load(websocket_transport(a.url), **load))
         target = a.url

@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-per-client", type=float, default=0.4)
     p.add_argument("--seconds", type=float, default=25)
     p.add_argument("--grace", type=float, default=20)
+    p.add_argument("--warmup", type=float, default=5)
     p.add_argument("--seed", type=int)
     p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.add_argument("--database", help=argparse.SUPPRESS)
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = asyncio.run(load_baseline(
         clients=a.clients, rooms=a.rooms, rate_per_client=a.rate_per_client,
-        seconds=a.seconds, grace_s=a.grace, seed=a.seed))
+        seconds=a.seconds, grace_s=a.grace, warmup_s=a.warmup, seed=a.seed))
     summary = {**result.summary(), "bench": "e2e-flask-socketio",
                "target": "Flask-SocketIO + SQLite (threading)"}
     if a.json:

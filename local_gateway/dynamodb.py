@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -185,6 +186,18 @@ def install_fast_responses() -> bool:
     return True
 
 
+def install_cached_method_names() -> bool:
+    """moto lists its handler class's methods (``inspect.getmembers``) on every request
+    to find the action; classes do not change here, so the list is computed once."""
+    try:
+        from moto.core import responses
+    except ImportError:
+        return False
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(
+        responses.method_names_from_class)
+    return True
+
+
 def install_cheap_transactions() -> bool:
     """Make moto's TransactWriteItems keep a copy of the items it touches, not of tables.
 
@@ -284,6 +297,9 @@ class _MotoServer:
             disable_nagle_algorithm = True
             wbufsize = 64 * 1024  # status line, headers and body in one send
 
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass  # werkzeug formats a line per request even when nobody logs it
+
         app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", 0, app, threaded=True,
                                    request_handler=Handler)
@@ -300,6 +316,7 @@ def serve() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     install_fast_responses()
     install_cheap_transactions()
+    install_cached_method_names()
     server = _MotoServer()
     threading.Thread(target=server.serve_forever, daemon=True, name="moto-dynamodb").start()
     print(f"port {server.port}", flush=True)
