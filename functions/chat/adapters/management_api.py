@@ -141,7 +141,7 @@ class ManagementApi:
     def _signed_headers(self, path: str, data: bytes) -> dict[str, str]:
         """The headers of a post, SigV4-signed by botocore for ``execute-api`` (it
         raises ``NoCredentialsError`` without credentials, as a boto3 client would)."""
-        request = AWSRequest(method="POST", url=self._origin + path, data=data)
+        request = _Post(method="POST", url=self._origin + path, data=data)
         frozen = self.credentials.get_frozen_credentials() if self.credentials else None
         SigV4Auth(frozen, SIGNING_NAME, self.region).add_auth(request)
         return dict(request.headers.items())
@@ -179,6 +179,16 @@ class ManagementApi:
         for cid, outcome in outcomes:
             delivery.record(cid, outcome)
         return delivery
+
+
+class _Post(AWSRequest):
+    """A post as botocore's signer sees it. Its body is the bytes given: AWSRequest's
+    own ``body`` prepares a whole copy of the request at every read, a fifth of the
+    signer's time, to end with the same bytes."""
+
+    @property
+    def body(self) -> bytes:
+        return self.data
 
 
 class _Run:
