@@ -76,7 +76,7 @@ RATE_LIMIT_WINDOW = Setting(
     "the sliding rate-limit window, in seconds",
 )
 FANOUT_CONCURRENCY = Setting(
-    "fanout_concurrency", "FANOUT_CONCURRENCY", 16,
+    "fanout_concurrency", "FANOUT_CONCURRENCY", 64,
     "posts to @connections in flight at once per invocation (and its HTTP pool size)",
 )
 FANOUT_SHARD_SIZE = Setting(
