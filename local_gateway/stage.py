@@ -3,8 +3,11 @@
 What API Gateway does and this reproduces (each limit a ``GatewaySettings`` field with
 the real value as default):
 
+- A ``$connect`` authorizer (``authorizers``), if one is declared, runs first: its
+  refusal (401/403/500) ends the handshake before ``$connect`` is invoked.
 - ``$connect`` runs before the handshake completes: a non-2xx ``statusCode`` refuses it
-  with that HTTP status, an error with 500; no frame is routed before it returns.
+  with that HTTP status, an error with 500; no frame is routed before it returns. The
+  ``Sec-WebSocket-Protocol`` header it returns is the subprotocol the handshake selects.
 - Posting to a connection during its own ``$connect`` answers 410, as on AWS: the
   connection exists for ``@connections`` only once the handshake is done.
 - Frames are routed concurrently, not in order (API Gateway gives no ordering either).
