@@ -198,6 +198,39 @@ def install_cached_method_names() -> bool:
     return True
 
 
+def install_partition_queries() -> bool:
+    """Make moto's Query read the one partition it asks for, not the whole table.
+
+    moto answers a Query on the table (no index) by sorting every item of the table and
+    keeping those of the partition: a Query of a 500-member shard took ~3 s in a table
+    of 40,000 items, past the functions' read timeout, where DynamoDB reads only the
+    partition. Here ``all_items`` is, for the length of the call, the partition's items;
+    moto filters, sorts and pages them as before. moto applies one request at a time
+    here (``_MOTO_LOCK``), so the swap is safe.
+    """
+    try:
+        from moto.dynamodb.models.table import Table
+    except ImportError:
+        log.warning("moto's Table moved: Query reads whole tables (slower for big ones)")
+        return False
+    original = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        # index_name is the 8th parameter, passed by position by moto's backend.
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        partition = list(self.items.get(hash_key, {}).values())
+        self.all_items = lambda: partition
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+    return True
+
+
 def install_cheap_transactions() -> bool:
     """Make moto's TransactWriteItems keep a copy of the items it touches, not of tables.
 
@@ -317,6 +350,7 @@ def serve() -> None:
     install_fast_responses()
     install_cheap_transactions()
     install_cached_method_names()
+    install_partition_queries()
     server = _MotoServer()
     threading.Thread(target=server.serve_forever, daemon=True, name="moto-dynamodb").start()
     print(f"port {server.port}", flush=True)
