@@ -22,7 +22,9 @@ default), in the same run:
   around a warm invocation, divided by N: the handler's DynamoDB calls (client side,
   including parsing the room's Query), Powertools, JSON, signing and the HTTP posts;
   ``fanout_cpu_ms_per_recipient``: the same during ``post_many`` only;
-- ``load_avg_1m``: the machine's load when it ended (CPU times grow on a busy machine);
+- ``load_avg_1m`` and ``import_boto3_ms`` (median of three fresh processes, as
+  ``bench/coldstart.py`` measures it): how busy and how fast the machine was when it
+  ended. CPU times grow on a busy machine; ``import boto3`` takes ~140 ms on a quiet one;
 - ``capacity``: DynamoDB capacity units of one ``new_message`` (with a ``client_id``)
   to a room of ``--capacity-room`` (default 50), computed from the sizes of the items
   each call touched with DynamoDB's rounding rules. moto answers
@@ -240,6 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import boto3
     from botocore.config import Config
 
+    from bench.coldstart import import_ms
     from bench.machine import machine
     from chat import bootstrap
     from chat.adapters.management_api import ManagementApi
@@ -343,6 +346,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_fanout_wall_s": round(baseline.fanout_wall, 3),
         "fanout_cpu_ms_per_recipient": round(median("fanout_cpu") * 1000 / n, 3),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "import_boto3_ms": round(statistics.median(
+            import_ms("boto3", dict(os.environ)) for _ in range(3)), 1),
         "cpu_includes": "the handler process only: its DynamoDB calls (client side), "
                         "Powertools, JSON, signing and the HTTP posts; DynamoDB (moto) and "
                         "@connections run in a subprocess",
