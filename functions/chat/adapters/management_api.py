@@ -37,6 +37,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
 from urllib3.exceptions import ConnectTimeoutError, HTTPError
+from urllib3.util.retry import Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
 from chat.model import Delivery, PostOutcome
@@ -50,6 +51,8 @@ _MAX_ATTEMPTS = 3  # per post, counting the first
 _BACKOFF_BASE_S = 0.05  # full jitter: sleep up to base * 2**retry, at most the cap
 _BACKOFF_CAP_S = 1.0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# urllib3 neither retries nor redirects (built once: urlopen would build it every call).
+_NO_RETRIES = Retry(total=False, redirect=False)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class ManagementApi:
             path = self._path_prefix + quote(connection_id, safe="")
             response = self.http.urlopen(
                 "POST", path, body=data, headers=self._signed_headers(path, data),
-                retries=False, redirect=False, preload_content=True,
+                retries=_NO_RETRIES, redirect=False, assert_same_host=False,
             )
         except ConnectTimeoutError as exc:  # also refused / unresolvable: never sent
             return _Answer("unsent", retry=True, problem={"error": str(exc)})
