@@ -196,10 +196,12 @@ ROUTE_FUNCTIONS: tuple[Function, ...] = (
         "$connect", "connect", "Validate username/room, record the connection, announce the join",
         tables={CONNECTIONS: "read_write"},
         settings=(FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE, AUTH),
+        memory_mb=1024,  # the join reaches up to a shard while the joiner's handshake waits
     ),
     _route(
         "$disconnect", "disconnect", "Forget the connection, announce the leave",
         tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
+        memory_mb=512,  # nobody waits: a shard's leave well inside the timeout is enough
     ),
     _route("$default", "default", "Answer frames with bad JSON or an unknown action"),
     # read_write on Connections: the per-connection rate limit and removing gone peers;
@@ -210,6 +212,7 @@ ROUTE_FUNCTIONS: tuple[Function, ...] = (
         tables={CONNECTIONS: "read_write", MESSAGES: "append"},
         sends_to=(FANOUT_QUEUE,),
         settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE),
+        memory_mb=1769,  # one vCPU: a shard of 1,000 posted in about a second (README)
     ),
     _route(
         "history", "history", "Page through a room's messages, newest first",
@@ -220,6 +223,7 @@ ROUTE_FUNCTIONS: tuple[Function, ...] = (
     _route(
         "typing", "typing", "Tell the room's other connections that someone is typing",
         tables={CONNECTIONS: "read_write"}, settings=(FANOUT_CONCURRENCY,),
+        memory_mb=1024,  # within the 2 s between a typing event and its indicator's end
     ),
 )
 
