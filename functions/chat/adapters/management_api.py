@@ -6,8 +6,9 @@ gateway). A post is ``POST {endpoint}/@connections/{id}``, the id percent-encode
 botocore encodes it, signed with botocore's SigV4 signer for ``execute-api`` and sent
 over one keep-alive urllib3 connection pool per endpoint. That is all boto3's
 ``post_to_connection`` does on the wire, without the machinery around it (event hooks,
-the endpoint ruleset, a model-driven serializer and parser, per-call ids) that made
-boto3's client cost ~1 ms of CPU per post here (``bench/fanout.py``).
+the endpoint ruleset, a model-driven serializer and parser, per-call ids) that made a
+post through boto3's client cost over twice the CPU it costs here (``bench/fanout.py``
+and the README's Performance section).
 
 Posts to many connections run ``concurrency`` at a time on a thread pool, each worker
 taking the next recipient in turn. Every recipient gets its post whatever happens to the
@@ -94,11 +95,6 @@ class ManagementApi:
         self._origin = f"{parts.scheme}://{parts.netloc}"  # what SigV4 signs as the host
         self._path_prefix = parts.path + "/@connections/"
 
-    def url(self, connection_id: str) -> str:
-        """Where a post to ``connection_id`` goes: the id percent-encoded with nothing
-        left safe, as botocore encodes a URI label (ids hold ``=``, ``+`` and ``/``)."""
-        return self.endpoint_url + "/@connections/" + quote(connection_id, safe="")
-
     # -- one post ------------------------------------------------------------------------
 
     def post(self, connection_id: str, data: bytes) -> PostOutcome:
@@ -119,6 +115,7 @@ class ManagementApi:
 
     def _attempt(self, connection_id: str, data: bytes) -> _Answer:
         try:
+            # Nothing left safe, as botocore encodes a URI label (ids hold =, + and /).
             path = self._path_prefix + quote(connection_id, safe="")
             response = self.http.urlopen(
                 "POST", path, body=data, headers=self._signed_headers(path, data),
