@@ -8,11 +8,13 @@ handler raise, hang, or report what it was given).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,16 @@ class Client:
 def open_client(url: str, query: str = "", **kwargs: Any) -> Client:
     full = f"{url}?{query}" if query else url
     return Client(connect(full, open_timeout=15, close_timeout=2, legacy=True, **kwargs))
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to the end on an event loop of its own thread.
+
+    ``make test`` runs every test in one session, and the browser tests' Playwright (sync
+    API) keeps an event loop running in the main thread, where ``asyncio.run`` refuses.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="own-loop") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def unique_room() -> str:

@@ -39,7 +39,8 @@ def history(gp: GatewayProcess, room: str) -> list[str]:
 def test_it_prints_the_urls_and_serves_the_page_and_config(state_dir):
     with GatewayProcess(state_dir=state_dir) as gp:
         port = gp.port
-        assert gp.startup_s < 5, gp.output  # about 1 s here; the budget is 2 s on a laptop
+        # How fast it starts is bench/e2e.py's to report ("ready in ... s"), not a test's.
+        assert "Local chat gateway ready in" in gp.output
         assert f"Page:       http://127.0.0.1:{port}/\n" in gp.output
         assert f"WebSocket:  ws://127.0.0.1:{port}/local\n" in gp.output
         assert (f"npx wscat -c 'ws://127.0.0.1:{port}/local?username=alice&room=general'"
@@ -59,9 +60,8 @@ def test_sigterm_saves_and_a_restart_on_the_same_port_keeps_the_history(state_di
         say(first, room, "before the restart")
         with open_client(first.websocket_url, "username=carol") as still_open:
             still_open.request({"action": "ping"}, "pong")
-            started = time.monotonic()
+            # Exit code 0: it stopped by itself (stop() kills after 15 s, which would not).
             assert first.stop(signal.SIGTERM) == 0, first.output
-            assert time.monotonic() - started < 5
             assert still_open.wait_closed()[0] == 1001  # "Going away", as on a deploy
     finally:
         first.stop(signal.SIGKILL)

@@ -24,7 +24,7 @@ import pytest
 from bench.e2e import load_local_gateway
 from local_gateway.dynamodb import fast_body, install_cheap_transactions
 from local_gateway.testing import GatewayProcess
-from tests.gateway.conftest import open_client, unique_room
+from tests.gateway.conftest import open_client, run_async, unique_room
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(300)
 def test_a_short_seed_load_delivers_every_message_once_and_only_to_its_room():
     # ~50 clients in two rooms, each sending every 2.5 s for a few seconds: the seed's
     # load shape (bench/e2e.py --clients 50 --rate-per-client 0.4), shortened.
-    result, output = asyncio.run(load_local_gateway(
+    result, output = run_async(load_local_gateway(
         clients=50, rooms=2, rate_per_client=0.4, seconds=4, grace_s=180))
     summary = result.summary()
     assert result.sent >= 50, summary
@@ -184,15 +184,18 @@ def test_a_restart_after_a_crash_under_load_recovers_in_the_background(tmp_path)
     state_dir = tmp_path / "state"
     room, orphans = unique_room(), 40
     first = GatewayProcess(state_dir=state_dir, args=["--save-interval", "0.5"]).start()
-    loop = asyncio.new_event_loop()
-    try:
-        sockets = loop.run_until_complete(_join_many(first.websocket_url, room, orphans))
-        _wait_for(lambda: _open_in_state(state_dir) >= orphans, "the state file to list them")
+
+    async def crash_with_connections_open() -> None:
+        sockets = await _join_many(first.websocket_url, room, orphans)
+        await asyncio.to_thread(
+            _wait_for, lambda: _open_in_state(state_dir) >= orphans, "the state file to list them")
         first.stop(signal.SIGKILL)
         for ws in sockets:
             ws.transport.abort()
+
+    try:
+        run_async(crash_with_connections_open())
     finally:
-        loop.close()
         first.stop(signal.SIGKILL)
 
     with GatewayProcess(state_dir=state_dir) as second:
