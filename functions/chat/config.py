@@ -84,7 +84,8 @@ FANOUT_SHARD_SIZE = Setting(
     "connections per shard of a room; a room beyond one shard fans out through the queue",
 )
 FANOUT_WORKERS = Setting(
-    "fanout_worker_concurrency", None, 5,
+    # Ten one-vCPU workers post ~10,000 a second: the account's default API Gateway quota.
+    "fanout_worker_concurrency", None, 10,
     "fan-out workers at once: the SQS event source's maximum concurrency (2-1000)",
 )
 # Who may connect. ``none``: anyone, as the name in the URL says (the seed's model, and
