@@ -238,12 +238,20 @@ class Chat:
         backoff, round after round; whatever is still undelivered when time runs out is
         put back on the queue, exactly those connections, never the whole shard. A 410
         removes the connection (not on a re-queued round: its grace time is unknown).
-        Raises on storage or queue errors: the item is then received again later.
+        When the shard cannot be read (DynamoDB timed out), the item goes back on the
+        queue whole, a few seconds later. Raises when the queue fails too: the item is
+        then received again after its visibility timeout.
         """
         data = work.event.encode("utf-8")
         born: dict[str, int] = {}
         if work.connection_ids is None:
-            members, _ = self.store.room_shard(work.room, work.shard)
+            try:
+                members, _ = self.store.room_shard(work.room, work.shard)
+            except StorageError:
+                logger.exception("reading a shard failed", extra={"room": work.room,
+                                                                  "shard": work.shard})
+                self._requeue(work, None)
+                return
             born = {m.connection_id: m.connected_at for m in members}
             pending = [cid for cid in born if cid != work.skip]
         else:
@@ -295,19 +303,25 @@ class Chat:
         if pending:
             self._requeue(work, pending)
 
-    def _requeue(self, work: ShardWork, pending: list[str]) -> None:
+    def _requeue(self, work: ShardWork, pending: list[str] | None) -> None:
+        """Put back what is left of a work item: ``pending`` connections (None: the
+        whole shard, with its ``skip``), after a jittered delay growing per attempt."""
+        count = len(pending) if pending is not None else None
         if work.attempt >= MAX_REQUEUES:
-            metrics.add_metric(name="FanoutFailures", unit="Count", value=len(pending))
+            metrics.add_metric(name="FanoutFailures", unit="Count", value=count or 1)
             logger.error("giving up a shard's undelivered posts",
-                         extra={"room": work.room, "shard": work.shard, "count": len(pending)})
+                         extra={"room": work.room, "shard": work.shard, "count": count})
             return
         assert self.queue is not None, "the fan-out worker needs the queue"
         attempt = work.attempt + 1
-        delay = random.uniform(0, min(60, 2**attempt))  # noqa: S311 - jitter, not crypto
-        rest = ShardWork(work.room, work.shard, work.event, None, tuple(pending), attempt)
+        delay = random.uniform(1, min(60, 2**attempt))  # noqa: S311 - jitter, not crypto
+        if pending is None:
+            rest = ShardWork(work.room, work.shard, work.event, work.skip, None, attempt)
+        else:
+            rest = ShardWork(work.room, work.shard, work.event, None, tuple(pending), attempt)
         self.queue.enqueue([rest], delay_s=round(delay))
         logger.info("re-queued undelivered posts",
-                    extra={"room": work.room, "shard": work.shard, "count": len(pending),
+                    extra={"room": work.room, "shard": work.shard, "count": count,
                            "attempt": attempt})
 
     def _enqueue_shards(self, room: str, layout: RoomLayout, event: str, skip: str) -> None:
@@ -341,7 +355,8 @@ class Chat:
         undelivered = delivery.unsent + delivery.failed
         if undelivered:
             metrics.add_metric(name="FanoutFailures", unit="Count", value=len(undelivered))
-            logger.warning("fan-out failures", extra={"room": room, "failed": undelivered})
+            logger.warning("fan-out failures", extra={
+                "room": room, "count": len(undelivered), "failed": undelivered[:20]})
         if delivery.gone:
             # A connection whose $connect is still running also answers 410 (it is not
             # open yet): it is not dead, and deleting it would orphan a live socket.

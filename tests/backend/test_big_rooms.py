@@ -119,6 +119,31 @@ def test_a_worker_that_dies_mid_shard_loses_nobody(
         assert got and set(got) == {"survives"}, cid  # at least once; the page dedupes
 
 
+def test_a_shard_that_cannot_be_read_is_requeued_whole_and_delivered(
+    gw, aws, big, fanout_queue, monkeypatch
+) -> None:
+    from chat.adapters.dynamodb import Store
+    from chat.model import StorageError
+
+    members = join_room(gw, 6)
+    gw.send(members[0], {"action": "new_message", "text": "after a hiccup"})
+    real = Store.room_shard
+    failures = Counter()
+
+    def flaky(self, room, shard=0):
+        if shard > 0 and not failures[shard]:
+            failures[shard] += 1
+            raise StorageError("read timed out")
+        return real(self, room, shard)
+
+    monkeypatch.setattr(Store, "room_shard", flaky)
+    gw.run_queue(fanout_queue.sqs, fanout_queue.url)
+    assert failures == {1: 1}
+    for cid in members:
+        assert messages(gw.take(cid)) == ["after a hiccup"], cid
+    assert fanout_queue.depth(fanout_queue.dead_letter_url) == 0
+
+
 def test_a_poison_item_goes_to_the_dead_letter_queue(gw, aws, big, fanout_queue) -> None:
     fanout_queue.sqs.send_message(QueueUrl=fanout_queue.url, MessageBody='{"not": "work"}')
     gw.run_queue(fanout_queue.sqs, fanout_queue.url)

@@ -107,7 +107,9 @@ class ManagementApi:
             # Full jitter; not for cryptography.
             time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
         if answer.outcome in ("unsent", "failed"):
-            logger.warning(
+            # Debug, not warning: the caller logs one line per fan-out with everyone it
+            # could not reach (a throttled big room would otherwise log a line per post).
+            logger.debug(
                 "post_to_connection failed",
                 extra={"target": connection_id, "attempts": attempt, **(answer.problem or {})},
             )
