@@ -80,22 +80,9 @@ class ChatUserPool(Construct):
             # "User does not exist" and "wrong password" answer alike.
             prevent_user_existence_errors=True,
         )
-
-    @property
-    def issuer(self) -> str:
-        """The ``iss`` of the pool's tokens."""
-        return f"https://cognito-idp.{Aws.REGION}.{Aws.URL_SUFFIX}/{self.user_pool.user_pool_id}"
-
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer}/.well-known/jwks.json"
-
-    @property
-    def endpoint(self) -> str:
-        """The Cognito API URL clients call (sign up, sign in, refresh)."""
-        return f"https://cognito-idp.{Aws.REGION}.{Aws.URL_SUFFIX}/"
-
-    @property
-    def origin(self) -> str:
-        """``endpoint`` as a CSP source: the page may fetch exactly this origin."""
-        return f"https://cognito-idp.{Aws.REGION}.{Aws.URL_SUFFIX}"
+        # The Region's Cognito API: what clients call (sign up, sign in, refresh), as a
+        # CSP source the page may fetch exactly this, and the issuer of the pool's tokens.
+        self.origin = f"https://cognito-idp.{Aws.REGION}.{Aws.URL_SUFFIX}"
+        self.endpoint = f"{self.origin}/"
+        self.issuer = f"{self.origin}/{self.user_pool.user_pool_id}"
+        self.jwks_url = f"{self.issuer}/.well-known/jwks.json"

@@ -229,19 +229,9 @@ class Store:
     def _take_seat(self, room: str, shard_size: int) -> int:
         shard = 0
         for _ in range(20):  # each round means another shard filled up meanwhile
-            try:
-                self.client.update_item(
-                    TableName=self.connections_table,
-                    Key=Keys.layout(room),
-                    UpdateExpression="ADD #seat :one",
-                    ConditionExpression="attribute_not_exists(#seat) OR #seat < :size",
-                    ExpressionAttributeNames={"#seat": f"s{shard}"},
-                    ExpressionAttributeValues={":one": _n(1), ":size": _n(shard_size)},
-                )
+            if self._count_seat(room, shard, +1, "attribute_not_exists(#seat) OR #seat < :bound",
+                                bound=shard_size):
                 return shard
-            except ClientError as exc:
-                if not _condition_failed(exc):
-                    raise StorageError(f"update_item: {exc}") from exc
             counts = self.layout(room).counts
             free = [k for k in sorted(counts) if counts[k] < shard_size]
             shard = free[0] if free else max(counts, default=-1) + 1
@@ -249,18 +239,24 @@ class Store:
 
     def _release_seat(self, room: str, shard: int) -> None:
         """One connection fewer in a shard; never below zero (a retried leave must not)."""
+        self._count_seat(room, shard, -1, "#seat > :bound", bound=0)
+
+    def _count_seat(self, room: str, shard: int, delta: int, condition: str, bound: int) -> bool:
+        """Add ``delta`` to a shard's count if ``condition`` holds; False if it did not."""
         try:
             self.client.update_item(
                 TableName=self.connections_table,
                 Key=Keys.layout(room),
-                UpdateExpression="ADD #seat :minus_one",
-                ConditionExpression="#seat > :zero",
+                UpdateExpression="ADD #seat :delta",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#seat": f"s{shard}"},
-                ExpressionAttributeValues={":minus_one": _n(-1), ":zero": _n(0)},
+                ExpressionAttributeValues={":delta": _n(delta), ":bound": _n(bound)},
             )
         except ClientError as exc:
             if not _condition_failed(exc):
                 raise StorageError(f"update_item: {exc}") from exc
+            return False
+        return True
 
     def layout(self, room: str) -> RoomLayout:
         item = self._call(
