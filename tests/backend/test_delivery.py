@@ -8,9 +8,9 @@ from collections import Counter
 from urllib.parse import quote
 
 import pytest
-import urllib3
 
 from chat import bootstrap
+from chat.adapters import management_api
 from chat.adapters.management_api import READ_TIMEOUT_S
 from local_gateway.testing import InProcessStage
 from tests.backend.conftest import items, messages_in
@@ -147,15 +147,29 @@ def test_callback_url_falls_back_to_api_id_region_and_stage_not_domain_name(
     aws, recorder, configure, monkeypatch
 ) -> None:
     """Without CALLBACK_URL the endpoint is built from the event (custom domain ignored)."""
-    # The adapter's HTTPS pool answers here instead of the network (moto's mock_aws only
-    # intercepts boto3 clients): what it would have sent, and where.
+    # The adapter's HTTPS connection answers here instead of the network (moto's mock_aws
+    # only intercepts boto3 clients): what it would have sent, and where.
     sent = []
 
-    def answer(pool, method, url, body=None, **_kw):
-        sent.append((f"https://{pool.host}{url}", body))
-        return urllib3.HTTPResponse(status=200, body=b"")
+    class Answered:
+        status, will_close = 200, False
 
-    monkeypatch.setattr(urllib3.HTTPSConnectionPool, "urlopen", answer)
+        def read(self) -> bytes:
+            return b""
+
+    class Recorded:
+        sock = "connected"
+
+        def __init__(self, host: str) -> None:
+            self.host = host
+
+        def request(self, method, path, body=None, headers=None) -> None:
+            sent.append((f"https://{self.host}{path}", body))
+
+        def getresponse(self) -> Answered:
+            return Answered()
+
+    monkeypatch.setattr(management_api.KeptAlive, "connection", lambda self: Recorded(self.host))
     services = configure(callback_url="")
     gw = InProcessStage(recorder, domain="chat.example.com")  # a custom domain
     alice = gw.join("alice")

@@ -4,7 +4,7 @@ The endpoint is the stage's callback URL (``https://{api}.execute-api.{region}.
 amazonaws.com/{stage}`` on AWS, ``http://127.0.0.1:<port>/local`` under the local
 gateway). A post is ``POST {endpoint}/@connections/{id}``, the id percent-encoded as
 botocore encodes it, signed with botocore's SigV4 signer for ``execute-api`` and sent
-over one keep-alive urllib3 connection pool per endpoint. That is all boto3's
+over keep-alive ``http.client`` connections (one per posting thread). That is all boto3's
 ``post_to_connection`` does on the wire, without the machinery around it (event hooks,
 the endpoint ruleset, a model-driven serializer and parser, per-call ids) that made a
 post through boto3's client cost over twice the CPU it costs here (``bench/fanout.py``
@@ -23,7 +23,10 @@ same event twice (botocore's standard retry mode would have retried it).
 
 from __future__ import annotations
 
+import http.client
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -32,14 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
-from urllib3.exceptions import ConnectTimeoutError, HTTPError
-from urllib3.util.retry import Retry
-from urllib3.util.ssl_ import create_urllib3_context
+from urllib3.util.wait import wait_for_read
 
 from chat.model import Delivery, PostOutcome
 from chat.observability import logger
@@ -52,8 +52,6 @@ _MAX_ATTEMPTS = 3  # per post, counting the first
 _BACKOFF_BASE_S = 0.05  # full jitter: sleep up to base * 2**retry, at most the cap
 _BACKOFF_CAP_S = 1.0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# urllib3 neither retries nor redirects (built once: urlopen would build it every call).
-_NO_RETRIES = Retry(total=False, redirect=False)
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ class ManagementApi:
         self.credentials = credentials
         self.pool = pool
         self.concurrency = concurrency
-        self.http = http_pool(self.endpoint_url, concurrency)
+        self.http = KeptAlive(self.endpoint_url)
         parts = urlsplit(self.endpoint_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"  # what SigV4 signs as the host
         self._path_prefix = parts.path + "/@connections/"
@@ -116,25 +114,36 @@ class ManagementApi:
         return answer.outcome
 
     def _attempt(self, connection_id: str, data: bytes) -> _Answer:
+        # Nothing left safe, as botocore encodes a URI label (ids hold =, + and /).
+        path = self._path_prefix + quote(connection_id, safe="")
         try:
-            # Nothing left safe, as botocore encodes a URI label (ids hold =, + and /).
-            path = self._path_prefix + quote(connection_id, safe="")
-            response = self.http.urlopen(
-                "POST", path, body=data, headers=self._signed_headers(path, data),
-                retries=_NO_RETRIES, redirect=False, assert_same_host=False,
-            )
-        except ConnectTimeoutError as exc:  # also refused / unresolvable: never sent
-            return _Answer("unsent", retry=True, problem={"error": str(exc)})
-        except (HTTPError, OSError, BotoCoreError) as exc:
-            # A read timeout above all: the post was probably delivered, so never again.
+            headers = self._signed_headers(path, data)
+        except BotoCoreError as exc:  # no credentials: as a boto3 client would fail
             return _Answer("failed", problem={"error": str(exc)})
+        conn = self.http.connection()
+        try:
+            self.http.open(conn)
+        except ssl.SSLError as exc:  # e.g. a certificate not to trust: never again
+            return _Answer("failed", problem={"error": str(exc)})
+        except OSError as exc:  # refused, unreachable, connect timeout: never sent
+            return _Answer("unsent", retry=True, problem={"error": str(exc)})
+        try:
+            conn.request("POST", path, body=data, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            # A read timeout above all: the post was probably delivered, so never again.
+            conn.close()
+            return _Answer("failed", problem={"error": str(exc)})
+        if response.will_close:
+            conn.close()
         status = response.status
         if 200 <= status < 300:
             return _Answer("sent")
         if status == 410:
             return _Answer("gone")
         # As botocore reads a rest-json error code: the x-amzn-ErrorType header.
-        code = (response.headers.get("x-amzn-ErrorType") or "").split(":")[0] or None
+        code = (response.getheader("x-amzn-ErrorType") or "").split(":")[0] or None
         problem = {"error_code": code, "status": status}
         if status in _RETRY_STATUSES:
             return _Answer("unsent", retry=True, problem=problem)
@@ -227,25 +236,58 @@ class _Run:
             return [(cid, self.outcomes.get(cid, "unsent")) for cid in self.targets]
 
 
-def http_pool(endpoint_url: str, size: int) -> urllib3.HTTPConnectionPool:
-    """A keep-alive connection pool to the endpoint's host: ``size`` connections at most
-    (a worker waits for one rather than opening more), timeouts as above, no retries or
-    redirects of urllib3's own. HTTPS verifies against botocore's CA bundle, with one
-    TLS context for the pool (loading the bundle per connection would cost more than a
-    post)."""
-    parts = urlsplit(endpoint_url)
-    options: dict[str, Any] = {
-        "maxsize": size,
-        "block": True,
-        "timeout": urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
-        "retries": False,
-    }
-    if parts.scheme == "https":
-        context = create_urllib3_context()
-        context.load_verify_locations(cafile=get_cert_path(True))
-        return urllib3.HTTPSConnectionPool(
-            parts.hostname, parts.port or 443, ssl_context=context, **options
-        )
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"not an http(s) endpoint: {endpoint_url!r}")
-    return urllib3.HTTPConnectionPool(parts.hostname, parts.port or 80, **options)
+class KeptAlive:
+    """One keep-alive ``http.client`` connection to the endpoint's host per thread.
+
+    Posts run on the fan-out's threads, so there are never more connections than posts
+    in flight. Straight ``http.client`` rather than a urllib3 pool: a post is one small
+    request, and urllib3's machinery around it (pool checkout, its own retry and
+    timeout objects, response wrappers) cost about a third of a post's CPU
+    (``bench/fanout.py``). urllib3's ``wait_for_read`` still tells an idle connection
+    the server has closed from a live one, as its pool does before reusing one.
+
+    Connecting and reading have their own timeouts, so a post that was never sent
+    (refused, connect timeout: safe to send again) is told from one whose answer never
+    came (probably delivered). HTTPS verifies against botocore's CA bundle, with one TLS
+    context for every connection (loading the bundle per connection would cost more
+    than a post).
+    """
+
+    def __init__(self, endpoint_url: str) -> None:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint: {endpoint_url!r}")
+        self.host = parts.hostname
+        self.tls = parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.context: ssl.SSLContext | None = None
+        if self.tls:
+            self.context = ssl.create_default_context(cafile=get_cert_path(True))
+        self._local = threading.local()
+
+    def connection(self) -> http.client.HTTPConnection:
+        """This thread's connection; a new one if the server closed the last."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and wait_for_read(conn.sock, timeout=0):
+            conn.close()  # readable while idle: closed by the server (or garbage)
+        if conn is None:
+            if self.context is not None:
+                conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=CONNECT_TIMEOUT_S, context=self.context)
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def open(conn: http.client.HTTPConnection) -> None:
+        """Connect if need be (within the connect timeout), then switch to the read one."""
+        if conn.sock is not None:
+            return
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()
+            raise
+        conn.sock.settimeout(READ_TIMEOUT_S)
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
