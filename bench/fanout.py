@@ -16,7 +16,7 @@ default), in the same run:
 
 - ``wall_s``: median handler time over ``--repeat`` warm invocations, the room's Query
   included (that Query alone: ``query_wall_s``; moto takes far longer over it than
-  DynamoDB); the first pooled one, which also opens the pool's connections, is
+  DynamoDB); the first with posts in flight, which also opens their connections, is
   ``first_wall_s``; ``fanout_wall_s``: the part spent in ``ManagementApi.post_many``;
 - ``cpu_ms_per_recipient``: this process's ``time.process_time()`` (all its threads)
   around a warm invocation, divided by N: the handler's DynamoDB calls (client side,
@@ -34,9 +34,9 @@ default), in the same run:
     .venv/bin/python bench/fanout.py [--json] [--recipients 1000] [--latency-ms 20]
         [--workers N] [--repeat 3] [--capacity-room 50]
 
-With ``--json`` the last line is one JSON object. To see where the time goes, sample
-every thread (the posts run on the pool's): ``py-spy record --gil --threads -p PID``
-(pyinstrument samples only the thread that started it).
+With ``--json`` the last line is one JSON object. To see where the time goes, profile
+the process (``py-spy record -p PID``, or pyinstrument): the posts run on the invoking
+thread.
 """
 
 from __future__ import annotations
@@ -289,10 +289,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"{got['recipients']}/{expect} members received the message")
         return Timing(wall, cpu, sum(f[0] for f in fanouts), sum(f[1] for f in fanouts))
 
-    def services(pool: int) -> Any:
+    def services(in_flight: int) -> Any:
         # The functions' own services, but a DynamoDB client that waits out moto's slow
         # Query of a big partition on a busy machine (the functions' gives up after 2 s).
-        os.environ["FANOUT_CONCURRENCY"] = str(pool)
+        os.environ["FANOUT_CONCURRENCY"] = str(in_flight)
         built = bootstrap.build(dynamodb_client=boto3.client("dynamodb", config=Config(
             read_timeout=60, retries={"mode": "standard", "total_max_attempts": 1})))
         bootstrap.use(built)
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline = invoke(gw, sender, n)
 
         s = services(workers)
-        first = invoke(gw, sender, n)  # also opens the pool's connections
+        first = invoke(gw, sender, n)  # also opens the connections
         runs = [invoke(gw, sender, n) for _ in range(args.repeat)]
         start = time.perf_counter()
         s.store.room_shard("bench")
@@ -421,7 +421,7 @@ def main() -> None:
         ("--recipients", int, 1000, "members of the room, sender included"),
         ("--latency-ms", float, 20.0, "how long @connections takes to answer a post"),
         ("--workers", int, 0, "posts in flight (default: FANOUT_CONCURRENCY's default)"),
-        ("--repeat", int, 3, "warm pooled invocations; the median is reported"),
+        ("--repeat", int, 3, "warm invocations with posts in flight; the median is reported"),
         ("--capacity-room", int, 50, "the room whose capacity units are computed"),
     ):
         parser.add_argument(flag, type=kind, default=default, help=text)

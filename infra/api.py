@@ -165,6 +165,7 @@ class ChatApi(Construct):
             exclude=["**/__pycache__", "**/*.pyc", "*.egg-info", "**/.pytest_cache"],
         )
         self._layer = powertools_layer(self, settings.powertools_version)
+        self._package_layers: dict[tuple[str, ...], lambda_.LayerVersion] = {}
 
         # Every value a function may be given; each takes only what it declares.
         self._environment_values: dict[str, str] = {
@@ -260,18 +261,22 @@ class ChatApi(Construct):
         return function
 
     def _packages_layer(self, declared: Function) -> list[lambda_.ILayerVersion]:
-        """The function's own packages (``Function.packages``), built for arm64."""
+        """The function's own packages (``Function.packages``), built for arm64: one
+        layer per set of packages, shared by every function that declares it."""
         if not declared.packages:
             return []
-        return [lambda_.LayerVersion(
-            self,
-            f"{declared.name}Packages",
-            code=lambda_.Code.from_asset(str(build_layer(declared.packages)),
-                                         exclude=[".complete"]),
-            compatible_runtimes=[RUNTIME],
-            compatible_architectures=[ARCHITECTURE],
-            description=f"{declared.name}: {', '.join(declared.packages)}",
-        )]
+        layer = self._package_layers.get(declared.packages)
+        if layer is None:
+            layer = self._package_layers[declared.packages] = lambda_.LayerVersion(
+                self,
+                f"{declared.name}Packages",  # named after the first function to need it
+                code=lambda_.Code.from_asset(str(build_layer(declared.packages)),
+                                             exclude=[".complete"]),
+                compatible_runtimes=[RUNTIME],
+                compatible_architectures=[ARCHITECTURE],
+                description=", ".join(declared.packages),
+            )
+        return [layer]
 
     def _add_trigger(self, declared: Function, function: lambda_.Function) -> None:
         trigger = declared.trigger

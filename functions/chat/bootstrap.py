@@ -3,8 +3,8 @@
 A Lambda execution environment serves one invocation at a time, many in a row. What is
 expensive to build is built here once, on first use, and reused by every invocation:
 the configuration (read from the environment), the DynamoDB client, one Management API
-adapter per ``@connections`` endpoint (its connection pool keeps TLS sessions warm) and
-the fan-out's thread pool. Nothing else in ``chat`` keeps clients in module globals.
+adapter per ``@connections`` endpoint (its kept-alive connections spare the next
+invocation's posts a TLS handshake). Nothing else in ``chat`` keeps clients in module globals.
 
 Handlers ask for ``chat(request_context, deadline)``. Tests either build ``Chat`` with
 parts of their own (``Chat(Store(client, …), ManagementApi(…))``), or install a
@@ -15,7 +15,6 @@ forget it.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +33,10 @@ DEADLINE_MARGIN_MS = 1000
 
 @dataclass
 class Services:
-    """Everything one process builds once: configuration, store, connections, pool."""
+    """Everything one process builds once: configuration, store, connections, queue."""
 
     config: FunctionConfig
     store: Store
-    pool: ThreadPoolExecutor
     _apis: dict[str, ManagementApi] = field(default_factory=dict)
     _queue: FanoutQueue | None = None
 
@@ -57,7 +55,6 @@ class Services:
                 endpoint_url,
                 region=self.config.region,
                 credentials=boto3.session.Session().get_credentials(),
-                pool=self.pool,
                 concurrency=self.config.fanout_concurrency,
             )
         return api
@@ -72,8 +69,7 @@ def build(config: FunctionConfig | None = None, *, dynamodb_client: Any = None) 
         connections_table=config.connections_table,
         messages_table=config.messages_table,
     )
-    pool = ThreadPoolExecutor(max_workers=config.fanout_concurrency, thread_name_prefix="fanout")
-    return Services(config, store, pool)
+    return Services(config, store)
 
 
 _services: Services | None = None

@@ -77,7 +77,7 @@ RATE_LIMIT_WINDOW = Setting(
 )
 FANOUT_CONCURRENCY = Setting(
     "fanout_concurrency", "FANOUT_CONCURRENCY", 64,
-    "posts to @connections in flight at once per invocation (and its HTTP pool size)",
+    "posts to @connections in flight at once per invocation, each on its own connection",
 )
 FANOUT_SHARD_SIZE = Setting(
     "fanout_shard_size", "FANOUT_SHARD_SIZE", DEFAULT_SHARD_SIZE,

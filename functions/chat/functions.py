@@ -136,8 +136,9 @@ class Function:
     # Verifies the user pool's ID tokens: given the pool's issuer, client and JWKS URL.
     verifies_tokens: bool = False
     # Packages it imports beyond boto3 and Powertools (pip requirement strings, pinned).
-    # The CDK app installs them, built for Lambda's arm64 Python, in a layer of this
-    # function's own; locally they come from the project's environment (pyproject.toml).
+    # The CDK app installs them, built for Lambda's arm64 Python, in a layer (one per
+    # set of packages, shared by the functions that declare it); locally they come from
+    # the project's environment (pyproject.toml).
     packages: tuple[str, ...] = ()
     memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: int = DEFAULT_TIMEOUT_S
@@ -179,6 +180,11 @@ class Function:
         return {name: values[name] for name in self.environment_names()}
 
 
+# What posting to @connections imports beyond boto3 (chat.adapters.management_api):
+# h11, pure Python, for the HTTP/1.1 of the posts.
+POSTING_PACKAGES: tuple[str, ...] = ("h11==0.16.0",)
+
+
 def _route(key: str, handler: str, description: str, **kwargs: object) -> Function:
     return Function(
         name=pascal_case(key),
@@ -186,6 +192,7 @@ def _route(key: str, handler: str, description: str, **kwargs: object) -> Functi
         trigger=Route(key),
         description=description,
         posts_to_connections=True,  # every route replies or broadcasts through @connections
+        packages=POSTING_PACKAGES,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -237,6 +244,7 @@ FANOUT_WORKER = Function(
     # read_write on Connections: read the shard, remove connections that answer 410.
     tables={CONNECTIONS: "read_write"},
     posts_to_connections=True,
+    packages=POSTING_PACKAGES,
     sends_to=(FANOUT_QUEUE,),  # re-queues exactly what it could not deliver
     settings=(FANOUT_CONCURRENCY,),
     # Long enough to wait out API Gateway's throttle for a while; what is left then goes

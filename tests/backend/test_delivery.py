@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -147,29 +148,16 @@ def test_callback_url_falls_back_to_api_id_region_and_stage_not_domain_name(
     aws, recorder, configure, monkeypatch
 ) -> None:
     """Without CALLBACK_URL the endpoint is built from the event (custom domain ignored)."""
-    # The adapter's HTTPS connection answers here instead of the network (moto's mock_aws
-    # only intercepts boto3 clients): what it would have sent, and where.
+    # The adapter's posts are answered here instead of the network (moto's mock_aws only
+    # intercepts boto3 clients): what it would have sent, and where.
     sent = []
 
-    class Answered:
-        status, will_close = 200, False
+    def recorded(fanout: Any) -> list[tuple[str, str]]:
+        for cid in fanout.targets:
+            sent.append((f"https://{fanout.api.host_header}{fanout.api.path(cid)}", fanout.data))
+        return [(cid, "sent") for cid in fanout.targets]
 
-        def read(self) -> bytes:
-            return b""
-
-    class Recorded:
-        sock = "connected"
-
-        def __init__(self, host: str) -> None:
-            self.host = host
-
-        def request(self, method, path, body=None, headers=None) -> None:
-            sent.append((f"https://{self.host}{path}", body))
-
-        def getresponse(self) -> Answered:
-            return Answered()
-
-    monkeypatch.setattr(management_api.KeptAlive, "connection", lambda self: Recorded(self.host))
+    monkeypatch.setattr(management_api._Fanout, "run", recorded)
     services = configure(callback_url="")
     gw = InProcessStage(recorder, domain="chat.example.com")  # a custom domain
     alice = gw.join("alice")

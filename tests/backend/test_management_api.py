@@ -1,6 +1,7 @@
 """The Management API adapter on its own, against a recorder of what reaches the wire.
 
-The adapter signs with botocore and sends with http.client; these tests check what arrives:
+The adapter signs with botocore and sends with h11 over its own sockets; these tests
+check what arrives:
 the SigV4 signature for ``execute-api`` (verified as API Gateway would), the id
 URL-encoded as boto3 encodes it, each outcome and its retries, reused connections, the
 bound on posts in flight, and the deadline. No test depends on timing: they wait on
@@ -18,7 +19,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -129,16 +129,8 @@ def recorder() -> Iterator[Recorder]:
     server.server_close()
 
 
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(max_workers=4)
-    yield executor
-    executor.shutdown(wait=True)
-
-
-def adapter(url: str, pool: ThreadPoolExecutor, concurrency: int = 4) -> ManagementApi:
-    return ManagementApi(url, region=REGION, credentials=CREDENTIALS, pool=pool,
-                         concurrency=concurrency)
+def adapter(url: str, concurrency: int = 4) -> ManagementApi:
+    return ManagementApi(url, region=REGION, credentials=CREDENTIALS, concurrency=concurrency)
 
 
 # -- what goes on the wire ---------------------------------------------------------------
@@ -151,9 +143,9 @@ AUTHORIZATION = re.compile(
 
 
 def test_a_post_is_sigv4_signed_for_execute_api_with_the_id_url_encoded(
-    recorder, pool
+    recorder
 ) -> None:
-    assert adapter(recorder.url, pool).post(ODD_ID, b'{"type": "x"}') == "sent"
+    assert adapter(recorder.url).post(ODD_ID, b'{"type": "x"}') == "sent"
     [got] = recorder.received
     assert got.path == "/prod/@connections/a%2Bb%2Fc%3Dd%2B%2FEXAMPLE%3D"
     assert got.connection_id == ODD_ID
@@ -176,13 +168,13 @@ def test_a_post_is_sigv4_signed_for_execute_api_with_the_id_url_encoded(
     assert signer.signature(string_to_sign, request) == auth["signature"]
 
 
-def test_the_path_is_the_one_boto3_posts_to(recorder, pool) -> None:
+def test_the_path_is_the_one_boto3_posts_to(recorder) -> None:
     client = boto3.client(
         "apigatewaymanagementapi", endpoint_url=recorder.url, region_name=REGION,
         aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
     )
     client.post_to_connection(ConnectionId=ODD_ID, Data=b"boto3")
-    adapter(recorder.url, pool).post(ODD_ID, b"adapter")
+    adapter(recorder.url).post(ODD_ID, b"adapter")
     boto3_post, adapter_post = recorder.received
     assert adapter_post.path == boto3_post.path
     assert adapter_post.body == b"adapter"
@@ -206,42 +198,42 @@ def test_the_path_is_the_one_boto3_posts_to(recorder, pool) -> None:
     ],
 )
 def test_each_answer_has_its_outcome_and_only_refusals_are_retried(
-    recorder, pool, statuses, outcome, attempts
+    recorder, statuses, outcome, attempts
 ) -> None:
     recorder.script.statuses["c1"] = list(statuses)
-    assert adapter(recorder.url, pool).post("c1", b"{}") == outcome
+    assert adapter(recorder.url).post("c1", b"{}") == outcome
     assert recorder.attempts()["c1"] == attempts
 
 
 def test_an_answer_after_the_read_timeout_is_failed_and_never_sent_again(
-    recorder, pool, monkeypatch
+    recorder, monkeypatch
 ) -> None:
-    monkeypatch.setattr(management_api, "READ_TIMEOUT_S", 0.2)  # read when the pool is made
-    api = adapter(recorder.url, pool)
+    monkeypatch.setattr(management_api, "READ_TIMEOUT_S", 0.2)  # read at each post
+    api = adapter(recorder.url)
     recorder.script.slow["late"] = 3.0  # fifteen times the read timeout
     assert api.post("late", b"{}") == "failed"
     assert recorder.attempts()["late"] == 1
 
 
-def test_a_connection_never_made_is_retried_then_unsent(pool, monkeypatch) -> None:
+def test_a_connection_never_made_is_retried_then_unsent(monkeypatch) -> None:
     with socket.socket() as s:  # a port nobody listens on: connections are refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    api = adapter(f"http://127.0.0.1:{port}/prod", pool)
-    tries = Counter()
-    attempt = api._attempt
+    api = adapter(f"http://127.0.0.1:{port}/prod")
+    tries = []
 
-    def counted(cid: str, data: bytes) -> Any:
-        tries[cid] += 1
-        return attempt(cid, data)
+    class Counted(socket.socket):
+        def connect_ex(self, address: Any) -> int:
+            tries.append(address)
+            return super().connect_ex(address)
 
-    monkeypatch.setattr(api, "_attempt", counted)
+    monkeypatch.setattr(management_api.socket, "socket", Counted)
     assert api.post("c1", b"{}") == "unsent"
-    assert tries["c1"] == 3
+    assert tries == [("127.0.0.1", port)] * 3
 
 
-def test_without_credentials_a_post_fails_without_raising(recorder, pool) -> None:
-    api = ManagementApi(recorder.url, region=REGION, credentials=None, pool=pool, concurrency=2)
+def test_without_credentials_a_post_fails_without_raising(recorder) -> None:
+    api = ManagementApi(recorder.url, region=REGION, credentials=None, concurrency=2)
     assert api.post("c1", b"{}") == "failed"
     assert recorder.received == []
 
@@ -250,33 +242,37 @@ def test_without_credentials_a_post_fails_without_raising(recorder, pool) -> Non
 
 
 def test_post_many_delivers_each_recipient_once_and_reports_each_outcome(
-    recorder, pool
+    recorder
 ) -> None:
     ids = [f"c{n}" for n in range(20)]
     recorder.script.statuses.update({"c3": [410], "c5": [500], "c7": [403], "c9": [429, 200]})
-    delivery = adapter(recorder.url, pool).post_many([*ids, "c1", "c2"], b"{}")
+    delivery = adapter(recorder.url).post_many([*ids, "c1", "c2"], b"{}")
     assert delivery.gone == ["c3"]
     assert delivery.unsent == ["c5"]
     assert delivery.failed == ["c7"]
     assert sorted(delivery.sent) == sorted(set(ids) - {"c3", "c5", "c7"})
     assert recorder.attempts()["c1"] == 1  # duplicates posted once
+    assert recorder.attempts()["c9"] == 2 and recorder.attempts()["c5"] == 3
 
 
-def test_connections_are_kept_alive_and_reused(recorder, pool) -> None:
-    api = adapter(recorder.url, pool, concurrency=3)
+def test_connections_are_kept_alive_and_reused(recorder) -> None:
+    api = adapter(recorder.url, concurrency=3)
     for n in range(5):
         assert api.post(f"one-{n}", b"{}") == "sent"
     assert len({r.client_port for r in recorder.received}) == 1
     delivery = api.post_many([f"many-{n}" for n in range(60)], b"{}")
     assert len(delivery.sent) == 60
-    # One per thread that posted: the caller's (the single posts) and at most three
-    # workers, whatever the executor's size.
-    assert len({r.client_port for r in recorder.received}) <= 1 + 3
+    # At most three, the concurrency, kept from call to call: the one the single posts
+    # used is among them.
+    ports = {r.client_port for r in recorder.received}
+    assert len(ports) <= 3
+    assert api.post("again", b"{}") == "sent"
+    assert recorder.received[-1].client_port in ports
 
 
-def test_never_more_posts_in_flight_than_the_concurrency(recorder, pool) -> None:
+def test_never_more_posts_in_flight_than_the_concurrency(recorder) -> None:
     recorder.script.gate.clear()  # posts wait until four are in flight at once
-    api = adapter(recorder.url, pool, concurrency=4)
+    api = adapter(recorder.url, concurrency=4)
     waiter = threading.Thread(target=lambda: (
         recorder.wait_until(lambda r: r.in_flight >= 4), recorder.script.gate.set()))
     waiter.start()
@@ -288,24 +284,22 @@ def test_never_more_posts_in_flight_than_the_concurrency(recorder, pool) -> None
 
 
 def test_at_the_deadline_running_posts_are_failed_and_the_rest_unsent_and_never_sent(
-    recorder, pool
+    recorder
 ) -> None:
     recorder.script.gate.clear()  # nothing is answered before the deadline
-    api = adapter(recorder.url, pool, concurrency=2)
+    api = adapter(recorder.url, concurrency=2)
     ids = [f"c{n}" for n in range(10)]
     delivery = api.post_many(ids, b"{}", deadline=time.monotonic() + 0.5)
     assert delivery.sent == []
     recorder.script.gate.set()
-    pool.shutdown(wait=True)  # the workers finish what they had started, and no more
     arrived = set(recorder.attempts())
-    assert len(arrived) <= 2  # the two workers' first posts, if they started in time
+    assert len(arrived) <= 2  # the first two posts, if they started in time
     assert sorted(delivery.failed) == sorted(arrived)  # in flight: maybe delivered
     assert sorted(delivery.unsent) == sorted(set(ids) - arrived)  # never sent
 
 
-def test_a_deadline_already_past_posts_nothing(recorder, pool) -> None:
-    delivery = adapter(recorder.url, pool).post_many(["a", "b", "c"], b"{}", deadline=0.0)
-    pool.shutdown(wait=True)
+def test_a_deadline_already_past_posts_nothing(recorder) -> None:
+    delivery = adapter(recorder.url).post_many(["a", "b", "c"], b"{}", deadline=0.0)
     assert sorted(delivery.unsent) == ["a", "b", "c"]
     assert recorder.received == []
 
@@ -342,7 +336,7 @@ def self_signed(tmp_path: Any) -> tuple[str, str]:
 
 
 def test_https_is_verified_against_botocores_ca_bundle(
-    recorder, pool, tmp_path, monkeypatch
+    recorder, tmp_path, monkeypatch
 ) -> None:
     cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -350,22 +344,21 @@ def test_https_is_verified_against_botocores_ca_bundle(
     recorder.socket = context.wrap_socket(recorder.socket, server_side=True)
     url = recorder.url.replace("http://", "https://")
     # Not in botocore's bundle: refused before anything is sent, and not retried.
-    assert adapter(url, pool).post("c1", b"{}") == "failed"
+    assert adapter(url).post("c1", b"{}") == "failed"
     assert recorder.received == []
     # Trusted: posted over TLS on a kept-alive connection.
     monkeypatch.setattr(management_api, "get_cert_path", lambda _verify: cert)
-    api = adapter(url, pool)
+    api = adapter(url)
     assert [api.post(f"c{n}", b"{}") for n in range(3)] == ["sent"] * 3
     assert len({r.client_port for r in recorder.received}) == 1
     assert recorder.received[0].headers["Host"] == url.split("/")[2]
 
 
 def test_an_https_endpoint_is_reached_over_verified_tls_on_443() -> None:
-    kept = management_api.KeptAlive("https://abc123.execute-api.eu-west-1.amazonaws.com/prod")
-    conn = kept.connection()
-    assert (conn.host, conn.port) == ("abc123.execute-api.eu-west-1.amazonaws.com", 443)
-    assert kept.context is not None and kept.context.verify_mode == ssl.CERT_REQUIRED
-    assert kept.context.check_hostname
-    assert kept.connection() is conn  # the same one for this thread
+    api = adapter("https://abc123.execute-api.eu-west-1.amazonaws.com/prod")
+    assert (api.host, api.port) == ("abc123.execute-api.eu-west-1.amazonaws.com", 443)
+    assert api.host_header == "abc123.execute-api.eu-west-1.amazonaws.com"
+    assert api.context is not None and api.context.verify_mode == ssl.CERT_REQUIRED
+    assert api.context.check_hostname
     with pytest.raises(ValueError, match="not an http"):
-        management_api.KeptAlive("ftp://example.com/prod")
+        adapter("ftp://example.com/prod")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from chat.config import CALLBACK_URL_ENV
-from chat.functions import FUNCTIONS, Function
+from chat.functions import FUNCTIONS, POSTING_PACKAGES, Function
+from infra.layers import layer_dir
 from infra.settings import DEFAULTS
 from tests.infra.conftest import CONTEXT, ROUTES, Synth, function_for, ref_id, table_ids
 
@@ -25,10 +27,25 @@ def test_one_function_per_route_on_arm64_python313(template: Template) -> None:
                 "MemorySize": route.memory_mb,
                 "Timeout": route.timeout_s,
                 "LoggingConfig": {"LogGroup": {"Ref": Match.any_value()}},
-                "Layers": [{"Ref": Match.string_like_regexp("Powertools|powertools")}],
+                "Layers": Match.array_with(
+                    [{"Ref": Match.string_like_regexp("Powertools|powertools")}]),
                 "ReservedConcurrentExecutions": Match.absent(),
             },
         )
+
+
+def test_the_functions_that_post_share_one_layer_with_h11(resources: dict[str, Any]) -> None:
+    posting = [fn for fn in FUNCTIONS if fn.posts_to_connections]
+    assert posting and all(fn.packages == POSTING_PACKAGES for fn in posting)
+    layers = {json.dumps(function_for(resources, fn)[1]["Properties"]["Layers"])
+              for fn in posting}
+    assert len(layers) == 1  # Powertools and the one packages layer, the same for all
+    (packages,) = [layer["Ref"] for layer in json.loads(layers.pop())
+                   if "owertools" not in json.dumps(layer)]
+    props = resources[packages]["Properties"]
+    assert resources[packages]["Type"] == "AWS::Lambda::LayerVersion"
+    assert props["CompatibleArchitectures"] == ["arm64"]
+    assert (layer_dir(POSTING_PACKAGES) / "python" / "h11" / "__init__.py").is_file()
 
 
 def test_powertools_layer_comes_from_the_public_ssm_parameter(synth: Synth) -> None:

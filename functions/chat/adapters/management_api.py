@@ -3,55 +3,77 @@
 The endpoint is the stage's callback URL (``https://{api}.execute-api.{region}.
 amazonaws.com/{stage}`` on AWS, ``http://127.0.0.1:<port>/local`` under the local
 gateway). A post is ``POST {endpoint}/@connections/{id}``, the id percent-encoded as
-botocore encodes it, signed with botocore's SigV4 signer for ``execute-api`` and sent
-over keep-alive ``http.client`` connections (one per posting thread). That is all boto3's
+botocore encodes it, SigV4-signed for ``execute-api``. That is all boto3's
 ``post_to_connection`` does on the wire, without the machinery around it (event hooks,
 the endpoint ruleset, a model-driven serializer and parser, per-call ids) that made a
 post through boto3's client cost over twice the CPU it costs here (``bench/fanout.py``
 and the README's Performance section).
 
-Posts to many connections run ``concurrency`` at a time on a thread pool, each worker
-taking the next recipient in turn. Every recipient gets its post whatever happens to the
-others: a 410 Gone is reported back (the caller removes the connection), a 429 or 5xx is
-retried with backoff, anything else is logged and counted, never raised.
+A fan-out is CPU-bound long before it is network-bound (1,000 posts of 20 ms, 64 in
+flight, need 0.3 s of waiting but took about a second of CPU through threads and
+``http.client``), so the posts of one call run on the calling thread: up to
+``concurrency`` keep-alive connections, driven without blocking by one ``selectors``
+loop, with h11 (the sans-I/O HTTP/1.1 library under httpcore and httpx) writing each
+request and reading each answer. There are no worker threads to wake and no lock to
+take per post. Connections stay open between calls (a warm Lambda reuses them), and
+one the server closed while idle is dropped before it is used again.
 
-A post is retried only when API Gateway answered that it did not take it (429, 5xx) or
-when the connection to it was never made. Never after a read timeout: a post whose
-answer timed out has usually been delivered, and a retry would show the recipient the
-same event twice (botocore's standard retry mode would have retried it).
+Signing is botocore's ``SigV4Auth`` (string to sign, key and signature) over a
+canonical request built for the one shape a post has: ``POST``, no query, the signed
+headers ``host``, ``x-amz-date`` and ``x-amz-security-token``, the payload's SHA-256.
+What is the same for every post of a call (the date, the credential scope, the headers,
+the payload's hash) is computed once per call rather than once per post.
+``tests/backend/test_management_api.py`` checks each post against botocore's own
+canonical request.
+
+Every recipient gets its post whatever happens to the others: a 410 Gone is reported
+back (the caller removes the connection), a 429 or 5xx is retried with backoff, anything
+else is logged and counted, never raised. A post is retried only when API Gateway
+answered that it did not take it (429, 5xx) or when the connection to it was never
+made. Never after a read timeout: a post whose answer timed out has usually been
+delivered, and a retry would show the recipient the same event twice (botocore's
+standard retry mode would have retried it).
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
+import datetime
+import errno
+import heapq
 import random
+import select
+import selectors
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Executor, wait
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.exceptions import BotoCoreError
+import h11
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import get_cert_path
-from urllib3.util.wait import wait_for_read
 
 from chat.model import Delivery, PostOutcome
 from chat.observability import logger
 
 # Tight timeouts: a hung post must fail fast rather than run the Lambda into its timeout.
-CONNECT_TIMEOUT_S = 1
-READ_TIMEOUT_S = 2
+CONNECT_TIMEOUT_S = 1  # TCP connect and TLS handshake
+READ_TIMEOUT_S = 2  # from the request's first byte to the answer's last
 SIGNING_NAME = "execute-api"  # the service name the Management API's SigV4 scope uses
 _MAX_ATTEMPTS = 3  # per post, counting the first
-_BACKOFF_BASE_S = 0.05  # full jitter: sleep up to base * 2**retry, at most the cap
+_BACKOFF_BASE_S = 0.05  # full jitter: wait up to base * 2**retry, at most the cap
 _BACKOFF_CAP_S = 1.0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_READ_SIZE = 64 * 1024
+_WANT_READ = selectors.EVENT_READ
+_WANT_WRITE = selectors.EVENT_WRITE
 
 
 @dataclass(frozen=True)
@@ -64,100 +86,57 @@ class _Answer:
     problem: dict[str, Any] | None = None
 
 
+_SENT = _Answer("sent")
+_GONE = _Answer("gone")
+
+
 class ManagementApi:
     """Posts events to connections through one stage's ``@connections`` endpoint.
 
     ``endpoint_url`` is the stage's callback URL, ``region`` the one its SigV4 scope
     names, ``credentials`` botocore credentials (``boto3.Session().get_credentials()``;
-    refreshable ones are refreshed as botocore does). ``pool`` is the executor posts to
-    many connections run on, ``concurrency`` at a time, which is also the size of the
-    HTTP connection pool. ``chat.bootstrap`` creates one per endpoint, once per process.
+    refreshable ones are refreshed as botocore does, once per call). ``concurrency`` is
+    how many posts of one call are in flight at once, each on its own keep-alive
+    connection. ``chat.bootstrap`` creates one per endpoint, once per process; calls
+    from several threads at once are safe (each drives its own connections).
     """
 
     def __init__(
-        self,
-        endpoint_url: str,
-        *,
-        region: str,
-        credentials: Any,
-        pool: Executor,
-        concurrency: int,
+        self, endpoint_url: str, *, region: str, credentials: Any, concurrency: int
     ) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.region = region
         self.credentials = credentials
-        self.pool = pool
-        self.concurrency = concurrency
-        self.http = KeptAlive(self.endpoint_url)
+        self.concurrency = max(1, concurrency)
         parts = urlsplit(self.endpoint_url)
-        self._origin = f"{parts.scheme}://{parts.netloc}"  # what SigV4 signs as the host
-        self._path_prefix = parts.path + "/@connections/"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint: {endpoint_url!r}")
+        self.host = parts.hostname
+        self.tls = parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
+        # As botocore writes the Host header (and signs it): the port only if not the default.
+        self.host_header = parts.netloc.rpartition("@")[2]
+        if parts.port in (80, 443) and parts.port == (443 if self.tls else 80):
+            self.host_header = parts.hostname
+        self.path_prefix = parts.path + "/@connections/"
+        # HTTPS verifies against botocore's CA bundle, one TLS context for every
+        # connection (loading the bundle per connection would cost more than a post).
+        self.context: ssl.SSLContext | None = None
+        if self.tls:
+            self.context = ssl.create_default_context(cafile=get_cert_path(True))
+        self._idle: list[_Connection] = []  # kept alive between calls
+        self._idle_lock = threading.Lock()
 
-    # -- one post ------------------------------------------------------------------------
+    def path(self, connection_id: str) -> str:
+        # Nothing left safe, as botocore encodes a URI label (ids hold =, + and /).
+        return self.path_prefix + quote(connection_id, safe="")
+
+    # -- posting -------------------------------------------------------------------------
 
     def post(self, connection_id: str, data: bytes) -> PostOutcome:
         """Post one frame: ``"sent"``, ``"gone"``, ``"unsent"`` or ``"failed"`` (see
         ``chat.model.Delivery``); never raises."""
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            answer = self._attempt(connection_id, data)
-            if not answer.retry or attempt == _MAX_ATTEMPTS:
-                break
-            # Full jitter; not for cryptography.
-            time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
-        if answer.outcome in ("unsent", "failed"):
-            # Debug, not warning: the caller logs one line per fan-out with everyone it
-            # could not reach (a throttled big room would otherwise log a line per post).
-            logger.debug(
-                "post_to_connection failed",
-                extra={"target": connection_id, "attempts": attempt, **(answer.problem or {})},
-            )
-        return answer.outcome
-
-    def _attempt(self, connection_id: str, data: bytes) -> _Answer:
-        # Nothing left safe, as botocore encodes a URI label (ids hold =, + and /).
-        path = self._path_prefix + quote(connection_id, safe="")
-        try:
-            headers = self._signed_headers(path, data)
-        except BotoCoreError as exc:  # no credentials: as a boto3 client would fail
-            return _Answer("failed", problem={"error": str(exc)})
-        conn = self.http.connection()
-        try:
-            self.http.open(conn)
-        except ssl.SSLError as exc:  # e.g. a certificate not to trust: never again
-            return _Answer("failed", problem={"error": str(exc)})
-        except OSError as exc:  # refused, unreachable, connect timeout: never sent
-            return _Answer("unsent", retry=True, problem={"error": str(exc)})
-        try:
-            conn.request("POST", path, body=data, headers=headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            # A read timeout above all: the post was probably delivered, so never again.
-            conn.close()
-            return _Answer("failed", problem={"error": str(exc)})
-        if response.will_close:
-            conn.close()
-        status = response.status
-        if 200 <= status < 300:
-            return _Answer("sent")
-        if status == 410:
-            return _Answer("gone")
-        # As botocore reads a rest-json error code: the x-amzn-ErrorType header.
-        code = (response.getheader("x-amzn-ErrorType") or "").split(":")[0] or None
-        problem = {"error_code": code, "status": status}
-        if status in _RETRY_STATUSES:
-            return _Answer("unsent", retry=True, problem=problem)
-        return _Answer("failed", problem=problem)
-
-    def _signed_headers(self, path: str, data: bytes) -> dict[str, str]:
-        """The headers of a post, SigV4-signed by botocore for ``execute-api`` (it
-        raises ``NoCredentialsError`` without credentials, as a boto3 client would)."""
-        request = _Post(method="POST", url=self._origin + path, data=data)
-        frozen = self.credentials.get_frozen_credentials() if self.credentials else None
-        SigV4Auth(frozen, SIGNING_NAME, self.region).add_auth(request)
-        return dict(request.headers.items())
-
-    # -- many posts ----------------------------------------------------------------------
+        return _Fanout(self, [connection_id], data, None).run()[0][1]
 
     def post_many(
         self, connection_ids: Iterable[str], data: bytes, deadline: float | None = None
@@ -166,128 +145,384 @@ class ManagementApi:
 
         ``deadline`` (a ``time.monotonic()`` value) bounds the wait so the function
         returns before its Lambda timeout. Then no further post starts: those never
-        started count as ``unsent`` (safe to send again), those still running as
-        ``failed`` (they may yet be delivered).
+        started, or refused and waiting to be tried again, count as ``unsent`` (safe to
+        send again), those still waiting for their answer as ``failed`` (they may yet be
+        delivered).
         """
         targets = list(dict.fromkeys(connection_ids))
         delivery = Delivery()
-        if len(targets) <= 1:
-            for cid in targets:
-                delivery.record(cid, self.post(cid, data))
-            return delivery
-        run = _Run(targets, deadline)
-
-        def work() -> None:
-            while (cid := run.take()) is not None:
-                run.done(cid, self.post(cid, data))
-
-        workers = [self.pool.submit(work) for _ in range(min(self.concurrency, len(targets)))]
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        done, _ = wait(workers, timeout=timeout)
-        outcomes = run.stop()
-        for worker in done:
-            worker.result()  # a worker that raised (a bug, SystemExit) raises here too
-        for cid, outcome in outcomes:
+        for cid, outcome in _Fanout(self, targets, data, deadline).run():
             delivery.record(cid, outcome)
         return delivery
 
+    # -- kept-alive connections ------------------------------------------------------------
 
-class _Post(AWSRequest):
-    """A post as botocore's signer sees it. Its body is the bytes given: AWSRequest's
-    own ``body`` prepares a whole copy of the request at every read, a fifth of the
-    signer's time, to end with the same bytes."""
+    def _checkout(self, most: int) -> list[_Connection]:
+        """Up to ``most`` connections kept from earlier calls, still open."""
+        with self._idle_lock:
+            taken, self._idle = self._idle[:most], self._idle[most:]
+        if not taken:
+            return []
+        # Readable while idle: the server closed it (or sent garbage). Drop it, as
+        # urllib3's pool does before reusing a connection.
+        readable, _, _ = select.select([c.sock for c in taken], [], [], 0)
+        closed = set(readable)
+        for conn in taken:
+            if conn.sock in closed:
+                conn.close()
+        return [c for c in taken if c.sock not in closed]
 
-    @property
-    def body(self) -> bytes:
-        return self.data
-
-
-class _Run:
-    """The recipients of one ``post_many``: who is next, and what happened to whom."""
-
-    def __init__(self, targets: list[str], deadline: float | None) -> None:
-        self.targets = targets
-        self.deadline = deadline
-        self.outcomes: dict[str, PostOutcome] = {}
-        self._next = 0
-        self._stopped = False
-        self._lock = threading.Lock()
-
-    def take(self) -> str | None:
-        with self._lock:
-            if self._stopped or self._next == len(self.targets):
-                return None
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                return None
-            cid = self.targets[self._next]
-            self._next += 1
-            self.outcomes[cid] = "failed"  # in flight: it may be delivered after all
-            return cid
-
-    def done(self, cid: str, outcome: PostOutcome) -> None:
-        with self._lock:
-            if not self._stopped:
-                self.outcomes[cid] = outcome
-
-    def stop(self) -> list[tuple[str, PostOutcome]]:
-        """Start nothing more; every target with its outcome (never started: unsent)."""
-        with self._lock:
-            self._stopped = True
-            return [(cid, self.outcomes.get(cid, "unsent")) for cid in self.targets]
-
-
-class KeptAlive:
-    """One keep-alive ``http.client`` connection to the endpoint's host per thread.
-
-    Posts run on the fan-out's threads, so there are never more connections than posts
-    in flight. Straight ``http.client`` rather than a urllib3 pool: a post is one small
-    request, and urllib3's machinery around it (pool checkout, its own retry and
-    timeout objects, response wrappers) cost about a third of a post's CPU
-    (``bench/fanout.py``). urllib3's ``wait_for_read`` still tells an idle connection
-    the server has closed from a live one, as its pool does before reusing one.
-
-    Connecting and reading have their own timeouts, so a post that was never sent
-    (refused, connect timeout: safe to send again) is told from one whose answer never
-    came (probably delivered). HTTPS verifies against botocore's CA bundle, with one TLS
-    context for every connection (loading the bundle per connection would cost more
-    than a post).
-    """
-
-    def __init__(self, endpoint_url: str) -> None:
-        parts = urlsplit(endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) endpoint: {endpoint_url!r}")
-        self.host = parts.hostname
-        self.tls = parts.scheme == "https"
-        self.port = parts.port or (443 if self.tls else 80)
-        self.context: ssl.SSLContext | None = None
-        if self.tls:
-            self.context = ssl.create_default_context(cafile=get_cert_path(True))
-        self._local = threading.local()
-
-    def connection(self) -> http.client.HTTPConnection:
-        """This thread's connection; a new one if the server closed the last."""
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and wait_for_read(conn.sock, timeout=0):
-            conn.close()  # readable while idle: closed by the server (or garbage)
-        if conn is None:
-            if self.context is not None:
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=CONNECT_TIMEOUT_S, context=self.context)
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
-            self._local.conn = conn
-        return conn
-
-    @staticmethod
-    def open(conn: http.client.HTTPConnection) -> None:
-        """Connect if need be (within the connect timeout), then switch to the read one."""
-        if conn.sock is not None:
-            return
-        try:
-            conn.connect()
-        except BaseException:
+    def _checkin(self, connections: list[_Connection]) -> None:
+        with self._idle_lock:
+            keep = max(0, self.concurrency - len(self._idle))
+            self._idle.extend(connections[:keep])
+        for conn in connections[keep:]:
             conn.close()
-            raise
-        conn.sock.settimeout(READ_TIMEOUT_S)
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Signer:
+    """Signs the posts of one call (``SigV4Auth`` for ``execute-api``, one timestamp)."""
+
+    def __init__(self, api: ManagementApi, data: bytes) -> None:
+        if api.credentials is None:
+            raise NoCredentialsError()  # as a boto3 client would fail
+        frozen = api.credentials.get_frozen_credentials()
+        self.auth = SigV4Auth(frozen, SIGNING_NAME, api.region)
+        stamp = datetime.datetime.now(datetime.UTC).strftime(SIGV4_TIMESTAMP)
+        self.stamp = _Stamp(stamp)
+        # The headers a post signs, in the canonical (sorted) order: botocore's
+        # ``headers_to_sign`` for a request carrying only these.
+        signed = [("host", api.host_header), ("x-amz-date", stamp)]
+        if frozen.token:
+            signed.append(("x-amz-security-token", frozen.token))
+        names = ";".join(name for name, _ in signed)
+        canonical_headers = "\n".join(f"{name}:{' '.join(value.split())}" for name, value in signed)
+        self._canonical_tail = (
+            f"\n\n{canonical_headers}\n\n{names}\n{sha256(data).hexdigest()}"
+        )
+        self._authorization = (
+            f"AWS4-HMAC-SHA256 Credential={self.auth.scope(self.stamp)}, "
+            f"SignedHeaders={names}, Signature="
+        )
+        self._headers = [
+            ("Host", api.host_header), ("X-Amz-Date", stamp),
+            *([("X-Amz-Security-Token", frozen.token)] if frozen.token else []),
+            ("Content-Length", str(len(data))),
+        ]
+
+    def headers(self, path: str) -> list[tuple[str, str]]:
+        # botocore's canonical request: the path URI-encoded once more (every service
+        # but S3), an empty query, the headers, the names signed, the payload's hash.
+        canonical = "POST\n" + quote(path, safe="/~") + self._canonical_tail
+        signature = self.auth.signature(
+            self.auth.string_to_sign(self.stamp, canonical), self.stamp)
+        return [*self._headers, ("Authorization", self._authorization + signature)]
+
+
+class _Stamp:
+    """What ``SigV4Auth`` reads of a request to scope and sign it: its timestamp."""
+
+    def __init__(self, timestamp: str) -> None:
+        self.context = {"timestamp": timestamp}
+
+
+class _Connection:
+    """One keep-alive connection to the endpoint, driven without blocking."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | ssl.SSLSocket | None = None
+        self.http = h11.Connection(h11.CLIENT)
+        self.open = False  # connected (and the TLS handshake done)
+        self.out = b""  # what is left to write of the request
+        self.events = 0  # what the selector waits for
+        self.registered: Any = None  # the socket object the selector knows
+        # The post it carries: the recipient, which attempt, when it times out.
+        self.target = ""
+        self.attempt = 0
+        self.timeout_at = 0.0
+        self.sending = False  # the request's first byte was written: it may arrive
+        self.status = 0
+        self.error_type: str | None = None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock = None
+        self.open = False
+
+
+class _Fanout:
+    """The posts of one call: which are waiting, in flight, to be tried again, done."""
+
+    def __init__(
+        self, api: ManagementApi, targets: list[str], data: bytes, deadline: float | None
+    ) -> None:
+        self.api = api
+        self.targets = targets
+        self.data = data
+        self.deadline = deadline
+        self.waiting: deque[tuple[str, int]] = deque((cid, 1) for cid in targets)
+        self.later: list[tuple[float, int, str, int]] = []  # (due, order, cid, attempt)
+        self.outcomes: dict[str, PostOutcome] = {}
+        self.busy: set[_Connection] = set()
+        self.free: list[_Connection] = []
+        self.selector: selectors.BaseSelector | None = None
+        self.signer: _Signer | None = None
+        self.address: tuple[Any, ...] | None = None
+        self.problems: list[dict[str, Any]] = []
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> list[tuple[str, PostOutcome]]:
+        """Every target with its outcome (never started, or refused and not yet tried
+        again when the deadline came: ``unsent``)."""
+        if not self.targets or self._past_deadline():
+            return [(cid, "unsent") for cid in self.targets]
+        try:
+            self.signer = _Signer(self.api, self.data)
+        except Exception as exc:  # no credentials, or none to refresh
+            logger.debug("post_to_connection failed", extra={"error": str(exc)})
+            return [(cid, "failed") for cid in self.targets]
+        self.free = self.api._checkout(min(self.api.concurrency, len(self.targets)))
+        self.selector = selectors.DefaultSelector()
+        try:
+            self._loop()
+        finally:
+            for conn in self.busy:  # cut off by the deadline: their answers are not read
+                conn.close()
+            self.selector.close()
+            self.api._checkin([c for c in self.free if c.open])
+        for problem in self.problems:
+            # Debug, not warning: the caller logs one line per fan-out with everyone it
+            # could not reach (a throttled big room would otherwise log a line per post).
+            logger.debug("post_to_connection failed", extra=problem)
+        return [(cid, self.outcomes.get(cid, "unsent")) for cid in self.targets]
+
+    def _loop(self) -> None:
+        assert self.selector is not None
+        while True:
+            now = time.monotonic()
+            if self._past_deadline(now):
+                return
+            while self.later and self.later[0][0] <= now:
+                _, _, cid, attempt = heapq.heappop(self.later)
+                self.waiting.append((cid, attempt))
+            while self.waiting and (self.free or len(self.busy) < self.api.concurrency):
+                self._start(self.free.pop() if self.free else _Connection(), now)
+            if not self.busy:
+                if not self.later:
+                    return
+                self._sleep_until(self.later[0][0])
+                continue
+            wake = min(conn.timeout_at for conn in self.busy)
+            if self.later:
+                wake = min(wake, self.later[0][0])
+            if self.deadline is not None:
+                wake = min(wake, self.deadline)
+            for key, _mask in self.selector.select(max(0.0, wake - time.monotonic())):
+                self._step(key.data)
+            now = time.monotonic()
+            for conn in [c for c in self.busy if c.timeout_at <= now]:
+                if conn.open:  # sent, no answer in time: probably delivered
+                    self._finish(conn, _Answer("failed", problem={"error": "read timeout"}))
+                else:  # never connected: never sent
+                    self._finish(conn, _Answer(
+                        "unsent", retry=True, problem={"error": "connect timeout"}))
+
+    def _past_deadline(self, now: float | None = None) -> bool:
+        return self.deadline is not None and (now or time.monotonic()) >= self.deadline
+
+    def _sleep_until(self, due: float) -> None:
+        until = due if self.deadline is None else min(due, self.deadline)
+        time.sleep(max(0.0, until - time.monotonic()))
+
+    # -- one post on one connection ----------------------------------------------------------
+
+    def _start(self, conn: _Connection, now: float) -> None:
+        """Take the next waiting post on ``conn``: connect if need be, then send."""
+        cid, attempt = self.waiting.popleft()
+        conn.target, conn.attempt = cid, attempt
+        conn.status, conn.error_type = 0, None
+        self.outcomes[cid] = "failed"  # in flight: it may be delivered after all
+        self.busy.add(conn)
+        if conn.open:
+            self._send(conn, now)
+            return
+        conn.sending = False
+        conn.timeout_at = now + CONNECT_TIMEOUT_S
+        try:
+            if self.address is None:
+                self.address = socket.getaddrinfo(
+                    self.api.host, self.api.port, type=socket.SOCK_STREAM)[0]
+            family, kind, proto, _, address = self.address
+            conn.sock = socket.socket(family, kind, proto)
+            conn.sock.setblocking(False)
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = conn.sock.connect_ex(address)
+        except OSError as exc:  # no such host, no sockets left: never sent
+            self._finish(conn, _Answer("unsent", retry=True, problem={"error": str(exc)}))
+            return
+        if code not in (0, errno.EINPROGRESS):  # refused at once: never sent
+            self._finish(conn, _Answer(
+                "unsent", retry=True, problem={"error": errno.errorcode.get(code, str(code))}))
+            return
+        self._want(conn, _WANT_WRITE)
+
+    def _step(self, conn: _Connection) -> None:
+        """The socket is ready for what ``conn`` waited for: take its next step."""
+        if conn not in self.busy:
+            return
+        if not conn.open:
+            self._connect(conn)
+        elif conn.out:
+            self._write(conn)
+        else:
+            self._read(conn)
+
+    def _connect(self, conn: _Connection) -> None:
+        assert conn.sock is not None
+        try:
+            if not isinstance(conn.sock, ssl.SSLSocket):
+                code = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise ConnectionError(errno.errorcode.get(code, str(code)))
+                if self.api.context is not None:
+                    self._want(conn, 0)  # wrapping detaches the socket the selector knows
+                    conn.sock = self.api.context.wrap_socket(
+                        conn.sock, server_hostname=self.api.host,
+                        do_handshake_on_connect=False)
+            if isinstance(conn.sock, ssl.SSLSocket):
+                conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            return self._want(conn, _WANT_READ)
+        except ssl.SSLWantWriteError:
+            return self._want(conn, _WANT_WRITE)
+        except ssl.SSLError as exc:  # e.g. a certificate not to trust: never again
+            return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
+        except OSError as exc:  # refused, unreachable, reset: never sent
+            return self._finish(conn, _Answer("unsent", retry=True, problem={"error": str(exc)}))
+        conn.open = True
+        conn.http = h11.Connection(h11.CLIENT)
+        self._send(conn, time.monotonic())
+
+    def _send(self, conn: _Connection, now: float) -> None:
+        assert self.signer is not None
+        path = self.api.path(conn.target)
+        http = conn.http
+        conn.out = (
+            http.send(h11.Request(method="POST", target=path, headers=self.signer.headers(path)))
+            + http.send(h11.Data(data=self.data)) + http.send(h11.EndOfMessage())
+        )
+        conn.sending = True
+        conn.timeout_at = now + READ_TIMEOUT_S
+        self._write(conn)
+
+    def _write(self, conn: _Connection) -> None:
+        assert conn.sock is not None
+        try:
+            while conn.out:
+                conn.out = conn.out[conn.sock.send(conn.out):]
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            return self._want(conn, _WANT_WRITE)
+        except ssl.SSLWantReadError:
+            return self._want(conn, _WANT_READ)
+        except OSError as exc:  # reset mid-request: it may have arrived
+            return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
+        self._want(conn, _WANT_READ)
+
+    def _read(self, conn: _Connection) -> None:
+        assert conn.sock is not None
+        http = conn.http
+        try:
+            while True:
+                try:
+                    chunk = conn.sock.recv(_READ_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    return self._want(conn, _WANT_READ)
+                except ssl.SSLWantWriteError:
+                    return self._want(conn, _WANT_WRITE)
+                http.receive_data(chunk)
+                while True:
+                    event = http.next_event()
+                    if event is h11.NEED_DATA:
+                        break
+                    if isinstance(event, h11.Response):
+                        conn.status = event.status_code
+                        for name, value in event.headers:
+                            if name == b"x-amzn-errortype":
+                                conn.error_type = value.decode("latin-1")
+                    elif isinstance(event, h11.EndOfMessage):
+                        return self._answered(conn)
+                    elif isinstance(event, h11.ConnectionClosed):
+                        raise ConnectionError("closed before the answer")
+                if not chunk:
+                    raise ConnectionError("closed before the answer")
+                # TLS may hold decrypted bytes the selector cannot see: read those too.
+                if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+                    return self._want(conn, _WANT_READ)
+        except (OSError, h11.ProtocolError) as exc:
+            # A reset or garbage after the request went out: it may have arrived.
+            return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
+
+    def _answered(self, conn: _Connection) -> None:
+        status = conn.status
+        if 200 <= status < 300:
+            answer = _SENT
+        elif status == 410:
+            answer = _GONE
+        else:
+            # As botocore reads a rest-json error code: the x-amzn-ErrorType header.
+            code = (conn.error_type or "").split(":")[0] or None
+            problem = {"error_code": code, "status": status}
+            answer = _Answer("unsent" if status in _RETRY_STATUSES else "failed",
+                             retry=status in _RETRY_STATUSES, problem=problem)
+        http = conn.http
+        if http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()  # kept alive for the next post
+        else:
+            self._drop(conn)  # "Connection: close", or an answer before the request's end
+        self._finish(conn, answer)
+
+    def _finish(self, conn: _Connection, answer: _Answer) -> None:
+        """Record the attempt's answer; put ``conn`` to its next post, or aside."""
+        cid, attempt = conn.target, conn.attempt
+        self.busy.discard(conn)
+        if answer.retry and attempt < _MAX_ATTEMPTS:
+            self.outcomes[cid] = "unsent"  # refused: safe to send again
+            # Full jitter; not for cryptography.
+            wait = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))  # noqa: S311
+            heapq.heappush(self.later, (time.monotonic() + wait, len(self.later), cid, attempt + 1))
+        else:
+            self.outcomes[cid] = answer.outcome
+            if answer.outcome in ("unsent", "failed"):
+                self.problems.append({"target": cid, "attempts": attempt, **(answer.problem or {})})
+        if not conn.open or conn.sock is None:
+            self._drop(conn)
+            return
+        if self.waiting and not self._past_deadline():
+            self._start(conn, time.monotonic())  # the same connection, the next post
+            return
+        self._want(conn, 0)
+        self.free.append(conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        self._want(conn, 0)
+        conn.close()
+
+    def _want(self, conn: _Connection, events: int) -> None:
+        """Wait for ``events`` on ``conn``'s socket (0: not at all)."""
+        assert self.selector is not None
+        if events == conn.events and conn.registered is conn.sock:
+            return
+        if conn.registered is not None:
+            if events and conn.registered is conn.sock:
+                self.selector.modify(conn.sock, events, conn)
+                conn.events = events
+                return
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(conn.registered)
+            conn.registered, conn.events = None, 0
+        if events and conn.sock is not None:
+            self.selector.register(conn.sock, events, conn)
+            conn.registered, conn.events = conn.sock, events
