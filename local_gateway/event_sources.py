@@ -5,8 +5,11 @@ with its dead-letter queue and redrive policy, so a function's boto3 SQS client 
 ``AWS_ENDPOINT_URL``) sends to them as to SQS. For each function whose trigger is a
 ``QueueConsumer`` a poller does what Lambda's event source mapping does:
 
-- receives up to ``batch_size`` messages (short polls: moto answers at once; an empty
-  queue is polled again after ``poll_interval_s``);
+- receives up to ``batch_size`` messages (short polls: moto answers at once, and a
+  long poll would hold moto, which applies one request at a time); an empty queue is
+  polled again after ``poll_interval_s``, doubled at each empty poll up to
+  ``idle_poll_interval_s`` and back at once when a message comes (polling an idle
+  queue every 50 ms cost as many moto requests as a busy chat's messages);
 - runs at most ``max_concurrency`` invocations at once;
 - invokes the function with the SQS event Lambda builds, in its Lambda-like process;
 - deletes the messages that succeeded: all of them, or all but the ``batchItemFailures``
@@ -120,7 +123,8 @@ class SqsPoller:
     """One event source mapping: a queue, a function, its batch size and concurrency."""
 
     def __init__(self, lambdas: LambdaService, function: Function, queues: LocalQueues,
-                 max_concurrency: int, poll_interval_s: float = 0.05) -> None:
+                 max_concurrency: int, poll_interval_s: float = 0.05,
+                 idle_poll_interval_s: float = 0.5) -> None:
         assert isinstance(function.trigger, QueueConsumer)
         self.lambdas = lambdas
         self.function = function
@@ -130,6 +134,7 @@ class SqsPoller:
         self.arn = queues.arn(queues.names[self.trigger.queue])
         self.max_concurrency = max(1, max_concurrency)
         self.poll_interval_s = poll_interval_s
+        self.idle_poll_interval_s = max(poll_interval_s, idle_poll_interval_s)
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -148,6 +153,7 @@ class SqsPoller:
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
+        interval = self.poll_interval_s
         while True:
             await self._slots.acquire()
             try:
@@ -159,8 +165,10 @@ class SqsPoller:
                 continue
             if not messages:
                 self._slots.release()
-                await asyncio.sleep(self.poll_interval_s)
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, self.idle_poll_interval_s)
                 continue
+            interval = self.poll_interval_s
             task = asyncio.create_task(self._invoke(messages))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

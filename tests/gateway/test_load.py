@@ -22,7 +22,11 @@ import boto3
 import pytest
 
 from bench.e2e import load_local_gateway
-from local_gateway.dynamodb import fast_body, install_cheap_transactions
+from local_gateway.dynamodb import (
+    fast_body,
+    install_cheap_transactions,
+    install_partition_queries,
+)
 from local_gateway.testing import GatewayProcess
 from tests.gateway.conftest import open_client, run_async, unique_room
 
@@ -48,9 +52,11 @@ def test_a_short_seed_load_delivers_every_message_once_and_only_to_its_room():
 @pytest.fixture
 def moto_dynamodb(monkeypatch) -> Any:
     """moto in this process, with the fast serializer checked against moto's own on
-    every answer, and the cheap transaction snapshot installed (both undone after)."""
+    every answer, and the cheap transaction snapshot and partition queries installed
+    (all undone after)."""
     from moto import mock_aws
     from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
 
     original = DynamoResult.execute_result
@@ -69,6 +75,8 @@ def moto_dynamodb(monkeypatch) -> Any:
     monkeypatch.setattr(models.DynamoDBBackend, "transact_write_items",
                         models.DynamoDBBackend.transact_write_items)
     assert install_cheap_transactions()
+    monkeypatch.setattr(Table, "query", Table.query)
+    assert install_partition_queries()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1",
                               aws_access_key_id="t", aws_secret_access_key="t")
@@ -120,6 +128,8 @@ def test_a_cancelled_transaction_leaves_every_item_it_touched_as_it_was(moto_dyn
     counter = {"pk": {"S": "p"}, "sk": {"S": "counter"}}
     c.put_item(TableName="t", Item={**counter, "n": {"N": "1"}})
     c.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "old"}, "v": {"S": "a"}})
+    untouched = {"pk": {"S": "u"}, "sk": {"S": "1"}, "v": {"S": "kept"}}
+    c.put_item(TableName="t", Item=untouched)
     with pytest.raises(c.exceptions.TransactionCanceledException):
         c.transact_write_items(TransactItems=[
             {"Update": {"TableName": "t", "Key": counter, "UpdateExpression": "ADD n :one",
@@ -127,6 +137,7 @@ def test_a_cancelled_transaction_leaves_every_item_it_touched_as_it_was(moto_dyn
             {"Put": {"TableName": "t",
                      "Item": {"pk": {"S": "p"}, "sk": {"S": "old"}, "v": {"S": "b"}}}},
             {"Put": {"TableName": "t", "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}},
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "q"}, "sk": {"S": "1"}}}},
             {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "p"}, "sk": {"S": "x"}},
                                 "ConditionExpression": "attribute_exists(pk)"}},
         ])
@@ -136,6 +147,8 @@ def test_a_cancelled_transaction_leaves_every_item_it_touched_as_it_was(moto_dyn
         "counter": {**counter, "n": {"N": "1"}},
         "old": {"pk": {"S": "p"}, "sk": {"S": "old"}, "v": {"S": "a"}},
     }
+    assert c.scan(TableName="t")["Count"] == 3  # nothing in the new partition "q"
+    assert c.get_item(TableName="t", Key={"pk": {"S": "u"}, "sk": {"S": "1"}})["Item"] == untouched
     c.transact_write_items(TransactItems=[
         {"Update": {"TableName": "t", "Key": counter, "UpdateExpression": "ADD n :one",
                     "ExpressionAttributeValues": {":one": {"N": "1"}}}},
