@@ -181,8 +181,8 @@ class Function:
 
 
 # What posting to @connections imports beyond boto3 (chat.adapters.management_api):
-# h11, pure Python, for the HTTP/1.1 of the posts.
-POSTING_PACKAGES: tuple[str, ...] = ("h11==0.16.0",)
+# httptools (llhttp) reads the answers to the posts; its wheels for Linux arm64 are ready-built.
+POSTING_PACKAGES: tuple[str, ...] = ("httptools==0.9.0",)
 
 
 def _route(key: str, handler: str, description: str, **kwargs: object) -> Function:

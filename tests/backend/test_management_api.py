@@ -362,3 +362,73 @@ def test_an_https_endpoint_is_reached_over_verified_tls_on_443() -> None:
     assert api.context.check_hostname
     with pytest.raises(ValueError, match="not an http"):
         adapter("ftp://example.com/prod")
+
+
+# -- answers as they come on the wire --------------------------------------------------------
+
+
+class RawEndpoint:
+    """Answers each request with the next of ``answers`` (raw bytes), closing the
+    connection after an answer that says so; records which connection each came on."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = list(answers)
+        self.requests: list[int] = []  # the client port of each request, in order
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/prod"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, (_, port) = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                buffer = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in buffer:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buffer += chunk
+                    if b"\r\n\r\n" not in buffer:
+                        break
+                    head, _, rest = buffer.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"Content-Length: (\d+)", head)[1])
+                    while len(rest) < length:
+                        rest += conn.recv(65536)
+                    buffer = rest[length:]
+                    self.requests.append(port)
+                    answer = self.answers.pop(0)
+                    conn.sendall(answer)
+                    if b"Connection: close" in answer or not answer.startswith(b"HTTP/1.1"):
+                        break
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_answers_are_read_whatever_their_framing() -> None:
+    endpoint = RawEndpoint([
+        # Throttled, with a chunked body, then taken: retried on the same connection.
+        b"HTTP/1.1 429 Too Many Requests\r\nx-amzn-ErrorType: LimitExceededException\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n13\r\n{\"message\": \"slow\"}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        # Taken, the body ending with the connection: a new connection for the next.
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 410 Gone\r\nx-amzn-ErrorType: GoneException\r\nContent-Length: 0\r\n\r\n",
+        # Not HTTP: failed, never sent again (it may have been delivered).
+        b"garbage\r\n\r\n",
+    ])
+    try:
+        api = adapter(endpoint.url, concurrency=1)
+        assert api.post("a", b"{}") == "sent"
+        assert api.post("b", b"{}") == "sent"
+        assert api.post("c", b"{}") == "gone"
+        assert api.post("d", b"{}") == "failed"
+        first, retried, closing, gone, garbage = endpoint.requests
+        # The 429 kept the connection; the answer that closed it was its last.
+        assert first == retried == closing != gone == garbage
+    finally:
+        endpoint.close()

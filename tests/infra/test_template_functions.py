@@ -34,7 +34,9 @@ def test_one_function_per_route_on_arm64_python313(template: Template) -> None:
         )
 
 
-def test_the_functions_that_post_share_one_layer_with_h11(resources: dict[str, Any]) -> None:
+def test_the_functions_that_post_share_one_arm64_layer_with_httptools(
+    resources: dict[str, Any],
+) -> None:
     posting = [fn for fn in FUNCTIONS if fn.posts_to_connections]
     assert posting and all(fn.packages == POSTING_PACKAGES for fn in posting)
     layers = {json.dumps(function_for(resources, fn)[1]["Properties"]["Layers"])
@@ -45,7 +47,11 @@ def test_the_functions_that_post_share_one_layer_with_h11(resources: dict[str, A
     props = resources[packages]["Properties"]
     assert resources[packages]["Type"] == "AWS::Lambda::LayerVersion"
     assert props["CompatibleArchitectures"] == ["arm64"]
-    assert (layer_dir(POSTING_PACKAGES) / "python" / "h11" / "__init__.py").is_file()
+    built = layer_dir(POSTING_PACKAGES) / "python" / "httptools"
+    assert (built / "__init__.py").is_file()
+    native = list(built.glob("parser/parser*.so"))
+    assert native and native[0].read_bytes()[:4] == b"\x7fELF"
+    assert native[0].read_bytes()[18] == 0xB7  # e_machine: EM_AARCH64
 
 
 def test_powertools_layer_comes_from_the_public_ssm_parameter(synth: Synth) -> None:

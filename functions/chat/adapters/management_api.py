@@ -13,10 +13,13 @@ A fan-out is CPU-bound long before it is network-bound (1,000 posts of 20 ms, 64
 flight, need 0.3 s of waiting but took about a second of CPU through threads and
 ``http.client``), so the posts of one call run on the calling thread: up to
 ``concurrency`` keep-alive connections, driven without blocking by one ``selectors``
-loop, with h11 (the sans-I/O HTTP/1.1 library under httpcore and httpx) writing each
-request and reading each answer. There are no worker threads to wake and no lock to
-take per post. Connections stay open between calls (a warm Lambda reuses them), and
-one the server closed while idle is dropped before it is used again.
+loop. There are no worker threads to wake and no lock to take per post. A request is
+one formatted string (the request line, four headers, the body: every value is ours,
+and checked for line breaks); answers are read by httptools, the C binding of
+Node's llhttp parser that uvicorn uses (h11, tried first, was a third of the
+function's CPU per message). Connections stay open between calls (a warm Lambda reuses
+them); one the server closed while idle is dropped before it is used again, and one
+whose answer failed or timed out is never used again.
 
 Signing is botocore's ``SigV4Auth`` (string to sign, key and signature) over a
 canonical request built for the one shape a post has: ``POST``, no query, the signed
@@ -55,7 +58,7 @@ from hashlib import sha256
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import h11
+import httptools
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import get_cert_path
@@ -204,19 +207,24 @@ class _Signer:
             f"AWS4-HMAC-SHA256 Credential={self.auth.scope(self.stamp)}, "
             f"SignedHeaders={names}, Signature="
         )
-        self._headers = [
-            ("Host", api.host_header), ("X-Amz-Date", stamp),
-            *([("X-Amz-Security-Token", frozen.token)] if frozen.token else []),
-            ("Content-Length", str(len(data))),
-        ]
+        head = [("Host", api.host_header), ("X-Amz-Date", stamp),
+                *([("X-Amz-Security-Token", frozen.token)] if frozen.token else []),
+                ("Content-Length", str(len(data)))]
+        if any(c in value for _, value in head for c in "\r\n\0"):
+            raise ValueError("a header value holds a line break")  # never on the wire
+        self._head = "".join(f"{name}: {value}\r\n" for name, value in head)
+        self._data = data
 
-    def headers(self, path: str) -> list[tuple[str, str]]:
+    def request(self, path: str) -> bytes:
+        """The whole request posting the data to ``path`` (percent-encoded), signed."""
         # botocore's canonical request: the path URI-encoded once more (every service
         # but S3), an empty query, the headers, the names signed, the payload's hash.
         canonical = "POST\n" + quote(path, safe="/~") + self._canonical_tail
         signature = self.auth.signature(
             self.auth.string_to_sign(self.stamp, canonical), self.stamp)
-        return [*self._headers, ("Authorization", self._authorization + signature)]
+        head = (f"POST {path} HTTP/1.1\r\n{self._head}"
+                f"Authorization: {self._authorization}{signature}\r\n\r\n")
+        return head.encode("latin-1") + self._data
 
 
 class _Stamp:
@@ -227,11 +235,13 @@ class _Stamp:
 
 
 class _Connection:
-    """One keep-alive connection to the endpoint, driven without blocking."""
+    """One keep-alive connection to the endpoint, driven without blocking; its answers
+    are read by httptools (``on_header``, ``on_headers_complete`` and
+    ``on_message_complete`` are the parser's callbacks)."""
 
     def __init__(self) -> None:
         self.sock: socket.socket | ssl.SSLSocket | None = None
-        self.http = h11.Connection(h11.CLIENT)
+        self.parser = httptools.HttpResponseParser(self)
         self.open = False  # connected (and the TLS handshake done)
         self.out = b""  # what is left to write of the request
         self.events = 0  # what the selector waits for
@@ -241,8 +251,25 @@ class _Connection:
         self.attempt = 0
         self.timeout_at = 0.0
         self.sending = False  # the request's first byte was written: it may arrive
-        self.status = 0
+        self.status = 0  # the answer's, once its headers are in
         self.error_type: str | None = None
+        self.complete = False  # the whole answer is in
+        self.framed = False  # its length is known (not "until the connection closes")
+        self.keep_alive = False  # HTTP/1.1 without "Connection: close"
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"x-amzn-errortype":
+            self.error_type = value.decode("latin-1")
+        elif name in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()  # reset once the answer ends
+
+    def on_message_complete(self) -> None:
+        self.complete = True
 
     def close(self) -> None:
         if self.sock is not None:
@@ -325,6 +352,7 @@ class _Fanout:
             now = time.monotonic()
             for conn in [c for c in self.busy if c.timeout_at <= now]:
                 if conn.open:  # sent, no answer in time: probably delivered
+                    self._drop(conn)  # its answer may still come: never reuse it
                     self._finish(conn, _Answer("failed", problem={"error": "read timeout"}))
                 else:  # never connected: never sent
                     self._finish(conn, _Answer(
@@ -343,7 +371,6 @@ class _Fanout:
         """Take the next waiting post on ``conn``: connect if need be, then send."""
         cid, attempt = self.waiting.popleft()
         conn.target, conn.attempt = cid, attempt
-        conn.status, conn.error_type = 0, None
         self.outcomes[cid] = "failed"  # in flight: it may be delivered after all
         self.busy.add(conn)
         if conn.open:
@@ -403,17 +430,12 @@ class _Fanout:
         except OSError as exc:  # refused, unreachable, reset: never sent
             return self._finish(conn, _Answer("unsent", retry=True, problem={"error": str(exc)}))
         conn.open = True
-        conn.http = h11.Connection(h11.CLIENT)
+        conn.parser = httptools.HttpResponseParser(conn)
         self._send(conn, time.monotonic())
 
     def _send(self, conn: _Connection, now: float) -> None:
         assert self.signer is not None
-        path = self.api.path(conn.target)
-        http = conn.http
-        conn.out = (
-            http.send(h11.Request(method="POST", target=path, headers=self.signer.headers(path)))
-            + http.send(h11.Data(data=self.data)) + http.send(h11.EndOfMessage())
-        )
+        conn.out = self.signer.request(self.api.path(conn.target))
         conn.sending = True
         conn.timeout_at = now + READ_TIMEOUT_S
         self._write(conn)
@@ -428,12 +450,12 @@ class _Fanout:
         except ssl.SSLWantReadError:
             return self._want(conn, _WANT_READ)
         except OSError as exc:  # reset mid-request: it may have arrived
+            self._drop(conn)
             return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
         self._want(conn, _WANT_READ)
 
     def _read(self, conn: _Connection) -> None:
         assert conn.sock is not None
-        http = conn.http
         try:
             while True:
                 try:
@@ -442,27 +464,20 @@ class _Fanout:
                     return self._want(conn, _WANT_READ)
                 except ssl.SSLWantWriteError:
                     return self._want(conn, _WANT_WRITE)
-                http.receive_data(chunk)
-                while True:
-                    event = http.next_event()
-                    if event is h11.NEED_DATA:
-                        break
-                    if isinstance(event, h11.Response):
-                        conn.status = event.status_code
-                        for name, value in event.headers:
-                            if name == b"x-amzn-errortype":
-                                conn.error_type = value.decode("latin-1")
-                    elif isinstance(event, h11.EndOfMessage):
-                        return self._answered(conn)
-                    elif isinstance(event, h11.ConnectionClosed):
-                        raise ConnectionError("closed before the answer")
                 if not chunk:
+                    if conn.status and not conn.framed:  # an answer ending with the connection
+                        conn.complete = True
+                        return self._answered(conn)
                     raise ConnectionError("closed before the answer")
+                conn.parser.feed_data(chunk)
+                if conn.complete:
+                    return self._answered(conn)
                 # TLS may hold decrypted bytes the selector cannot see: read those too.
                 if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
                     return self._want(conn, _WANT_READ)
-        except (OSError, h11.ProtocolError) as exc:
+        except (OSError, httptools.HttpParserError) as exc:
             # A reset or garbage after the request went out: it may have arrived.
+            self._drop(conn)
             return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
 
     def _answered(self, conn: _Connection) -> None:
@@ -477,10 +492,10 @@ class _Fanout:
             problem = {"error_code": code, "status": status}
             answer = _Answer("unsent" if status in _RETRY_STATUSES else "failed",
                              retry=status in _RETRY_STATUSES, problem=problem)
-        http = conn.http
-        if http.our_state is h11.DONE and http.their_state is h11.DONE:
-            http.start_next_cycle()  # kept alive for the next post
-        else:
+        keep = not conn.out and conn.open and conn.keep_alive
+        conn.status, conn.error_type, conn.complete, conn.framed = 0, None, False, False
+        conn.keep_alive = False
+        if not keep:
             self._drop(conn)  # "Connection: close", or an answer before the request's end
         self._finish(conn, answer)
 
