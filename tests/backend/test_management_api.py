@@ -60,6 +60,8 @@ class Script:
     statuses: dict[str, list[int]] = field(default_factory=dict)
     gate: threading.Event = field(default_factory=threading.Event)
     slow: dict[str, float] = field(default_factory=dict)
+    quota: int | None = None  # more posts in flight than this: 429 (a throttled account)
+    hold: float = 0.0  # every post answered after this long
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -78,8 +80,11 @@ class _Handler(BaseHTTPRequestHandler):
             rec.changed.notify_all()
             statuses = rec.script.statuses.get(got.connection_id) or [200]
             status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            if rec.script.quota is not None and rec.in_flight > rec.script.quota:
+                status = 429
+                rec.throttled += 1
         rec.script.gate.wait(30)
-        time.sleep(rec.script.slow.get(got.connection_id, 0))
+        time.sleep(rec.script.slow.get(got.connection_id, rec.script.hold))
         with rec.changed:
             rec.in_flight -= 1
             rec.changed.notify_all()
@@ -105,6 +110,7 @@ class Recorder(ThreadingHTTPServer):
         self.received: list[Received] = []
         self.in_flight = 0
         self.most_in_flight = 0
+        self.throttled = 0
         self.changed = threading.Condition()
 
     @property
@@ -285,6 +291,18 @@ def test_never_more_posts_in_flight_than_the_concurrency(recorder) -> None:
     waiter.join()
     assert len(delivery.sent) == 40
     assert recorder.most_in_flight == 4
+
+
+def test_a_throttled_endpoint_is_sent_fewer_posts_at_once(recorder) -> None:
+    # An account that takes 4 posts at a time: beyond that API Gateway answers 429.
+    recorder.script.quota, recorder.script.hold = 4, 0.01
+    delivery = adapter(recorder.url, concurrency=32).post_many(
+        [f"c{n}" for n in range(200)], b"{}")
+    # At 32 in flight every round would be mostly 429s, each post spending its three
+    # attempts; halving on each round of 429s brings it down to what the account takes.
+    assert len(delivery.sent) + len(delivery.unsent) == 200 and not delivery.failed
+    assert len(delivery.sent) >= 180, delivery.unsent  # 32 at once: about 150
+    assert recorder.throttled < 200, (recorder.throttled, len(delivery.unsent))
 
 
 def test_at_the_deadline_running_posts_are_failed_and_the_rest_unsent_and_never_sent(

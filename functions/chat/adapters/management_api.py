@@ -45,6 +45,7 @@ import datetime
 import errno
 import heapq
 import hmac
+import itertools
 import random
 import select
 import selectors
@@ -265,6 +266,7 @@ class _Connection:
         self.attempt = 0
         self.timeout_at = 0.0
         self.sending = False  # the request's first byte was written: it may arrive
+        self.sent_at = 0.0
         self.status = 0  # the answer's, once its headers are in
         self.error_type: str | None = None
         self.complete = False  # the whole answer is in
@@ -304,7 +306,18 @@ class _Fanout:
         self.data = data
         self.deadline = deadline
         self.waiting: deque[tuple[str, int]] = deque((cid, 1) for cid in targets)
-        self.later: list[tuple[float, int, str, int]] = []  # (due, order, cid, attempt)
+        # Refused posts waiting out their backoff, each holding its connection (as a
+        # thread sleeping before a retry held its slot): a throttled endpoint is not
+        # sent more while it throttles. (due, order, cid, attempt, connection or None)
+        self.later: list[tuple[float, int, str, int, _Connection | None]] = []
+        self._order = itertools.count()
+        # How many posts may be in flight: ``concurrency``, halved when API Gateway
+        # throttles (429; at most once per round trip, as TCP halves its window) and
+        # grown back by one per round of answers taken. A throttled account is then
+        # sent about what it takes, not 64 posts at a time of which most come back
+        # 429, spend their three attempts and end ``unsent``.
+        self.limit = float(api.concurrency)
+        self._cut_at = 0.0
         self.outcomes: dict[str, PostOutcome] = {}
         self.busy: set[_Connection] = set()
         self.free: list[_Connection] = []
@@ -333,7 +346,8 @@ class _Fanout:
             for conn in self.busy:  # cut off by the deadline: their answers are not read
                 conn.close()
             self.selector.close()
-            self.api._checkin([c for c in self.free if c.open])
+            parked = [entry[4] for entry in self.later if entry[4] is not None]
+            self.api._checkin([c for c in [*self.free, *parked] if c.open])
         for problem in self.problems:
             # Debug, not warning: the caller logs one line per fan-out with everyone it
             # could not reach (a throttled big room would otherwise log a line per post).
@@ -347,9 +361,14 @@ class _Fanout:
             if self._past_deadline(now):
                 return
             while self.later and self.later[0][0] <= now:
-                _, _, cid, attempt = heapq.heappop(self.later)
-                self.waiting.append((cid, attempt))
-            while self.waiting and (self.free or len(self.busy) < self.api.concurrency):
+                _, _, cid, attempt, conn = heapq.heappop(self.later)
+                self.waiting.appendleft((cid, attempt))
+                if conn is not None and conn.open:
+                    if self._room():
+                        self._start(conn, now)  # the retry, on the connection it held
+                    else:
+                        self.free.append(conn)  # throttled meanwhile: fewer in flight
+            while self.waiting and self._room():
                 self._start(self.free.pop() if self.free else _Connection(), now)
             if not self.busy:
                 if not self.later:
@@ -371,6 +390,11 @@ class _Fanout:
                 else:  # never connected: never sent
                     self._finish(conn, _Answer(
                         "unsent", retry=True, problem={"error": "connect timeout"}))
+
+    def _room(self) -> bool:
+        """Whether another post may start: fewer than ``limit`` in flight or waiting
+        to be tried again."""
+        return len(self.busy) + len(self.later) < int(self.limit)
 
     def _past_deadline(self, now: float | None = None) -> bool:
         return self.deadline is not None and (now or time.monotonic()) >= self.deadline
@@ -451,6 +475,7 @@ class _Fanout:
         assert self.signer is not None
         conn.out = self.signer.request(self.api.path(conn.target))
         conn.sending = True
+        conn.sent_at = now
         conn.timeout_at = now + READ_TIMEOUT_S
         self._write(conn)
 
@@ -496,6 +521,11 @@ class _Fanout:
 
     def _answered(self, conn: _Connection) -> None:
         status = conn.status
+        if status == 429 and conn.sent_at >= self._cut_at:
+            self.limit = max(1.0, self.limit / 2)
+            self._cut_at = time.monotonic()
+        elif status < 300 or status == 410:
+            self.limit = min(float(self.api.concurrency), self.limit + 1 / self.limit)
         if 200 <= status < 300:
             answer = _SENT
         elif status == 410:
@@ -517,19 +547,24 @@ class _Fanout:
         """Record the attempt's answer; put ``conn`` to its next post, or aside."""
         cid, attempt = conn.target, conn.attempt
         self.busy.discard(conn)
+        usable = conn.open and conn.sock is not None
+        if not usable:
+            self._drop(conn)
         if answer.retry and attempt < _MAX_ATTEMPTS:
             self.outcomes[cid] = "unsent"  # refused: safe to send again
             # Full jitter; not for cryptography.
             wait = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))  # noqa: S311
-            heapq.heappush(self.later, (time.monotonic() + wait, len(self.later), cid, attempt + 1))
-        else:
-            self.outcomes[cid] = answer.outcome
-            if answer.outcome in ("unsent", "failed"):
-                self.problems.append({"target": cid, "attempts": attempt, **(answer.problem or {})})
-        if not conn.open or conn.sock is None:
-            self._drop(conn)
+            if usable:
+                self._want(conn, 0)
+            heapq.heappush(self.later, (time.monotonic() + wait, next(self._order), cid,
+                                        attempt + 1, conn if usable else None))
             return
-        if self.waiting and not self._past_deadline():
+        self.outcomes[cid] = answer.outcome
+        if answer.outcome in ("unsent", "failed"):
+            self.problems.append({"target": cid, "attempts": attempt, **(answer.problem or {})})
+        if not usable:
+            return
+        if self.waiting and not self._past_deadline() and self._room():
             self._start(conn, time.monotonic())  # the same connection, the next post
             return
         self._want(conn, 0)
