@@ -345,9 +345,11 @@ class _MotoServer:
         from werkzeug.serving import make_server
 
         class Handler(MotoRequestHandler):
-            # moto's handler speaks HTTP/1.0: a new TCP connection (and a new thread)
-            # for every request, and Nagle's algorithm with delayed ACKs on top. boto3
-            # keeps connections alive, as DynamoDB's endpoint lets it.
+            # moto's handler speaks HTTP/1.0, with Nagle's algorithm and delayed ACKs on
+            # top. HTTP/1.1 does not buy keep-alive here: werkzeug's server answers every
+            # request "Connection: close" and then reads whatever follows on the socket
+            # (it cannot tell where an unread body ends), so each request still costs a
+            # TCP connection and a server thread (~1 ms; README, Performance).
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
             wbufsize = 64 * 1024  # status line, headers and body in one send
