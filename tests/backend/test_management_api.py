@@ -396,6 +396,7 @@ class RawEndpoint:
     def __init__(self, answers: list[bytes]) -> None:
         self.answers = list(answers)
         self.requests: list[int] = []  # the client port of each request, in order
+        self.closed_idle = threading.Event()  # an answer followed by b"CLOSE" was closed
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/prod"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -424,6 +425,11 @@ class RawEndpoint:
                     self.requests.append(port)
                     answer = self.answers.pop(0)
                     conn.sendall(answer)
+                    if self.answers and self.answers[0] == b"CLOSE":  # as when idle too long
+                        self.answers.pop(0)
+                        conn.shutdown(socket.SHUT_RDWR)
+                        self.closed_idle.set()
+                        break
                     if b"Connection: close" in answer or not answer.startswith(b"HTTP/1.1"):
                         break
 
@@ -452,5 +458,19 @@ def test_answers_are_read_whatever_their_framing() -> None:
         first, retried, closing, gone, garbage = endpoint.requests
         # The 429 kept the connection; the answer that closed it was its last.
         assert first == retried == closing != gone == garbage
+    finally:
+        endpoint.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    endpoint = RawEndpoint([ok, b"CLOSE", ok])
+    try:
+        api = adapter(endpoint.url, concurrency=1)
+        assert api.post("a", b"{}") == "sent"
+        assert endpoint.closed_idle.wait(10)  # e.g. while a Lambda was frozen
+        assert api.post("b", b"{}") == "sent"  # not "failed" on the dead connection
+        first, second = endpoint.requests
+        assert first != second
     finally:
         endpoint.close()

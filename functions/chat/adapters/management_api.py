@@ -47,7 +47,6 @@ import heapq
 import hmac
 import itertools
 import random
-import select
 import selectors
 import socket
 import ssl
@@ -121,7 +120,7 @@ class ManagementApi:
         self.port = parts.port or (443 if self.tls else 80)
         # As botocore writes the Host header (and signs it): the port only if not the default.
         self.host_header = parts.netloc.rpartition("@")[2]
-        if parts.port in (80, 443) and parts.port == (443 if self.tls else 80):
+        if parts.port == (443 if self.tls else 80):
             self.host_header = parts.hostname
         self.path_prefix = parts.path + "/@connections/"
         # HTTPS verifies against botocore's CA bundle, one TLS context for every
@@ -170,12 +169,13 @@ class ManagementApi:
             return []
         # Readable while idle: the server closed it (or sent garbage). Drop it, as
         # urllib3's pool does before reusing a connection.
-        readable, _, _ = select.select([c.sock for c in taken], [], [], 0)
-        closed = set(readable)
-        for conn in taken:
-            if conn.sock in closed:
-                conn.close()
-        return [c for c in taken if c.sock not in closed]
+        with selectors.DefaultSelector() as selector:
+            for conn in taken:
+                selector.register(conn.sock, selectors.EVENT_READ, conn)
+            readable = {key.data for key, _ in selector.select(0)}
+        for conn in readable:
+            conn.close()
+        return [conn for conn in taken if conn not in readable]
 
     def _checkin(self, connections: list[_Connection]) -> None:
         with self._idle_lock:
@@ -265,7 +265,6 @@ class _Connection:
         self.target = ""
         self.attempt = 0
         self.timeout_at = 0.0
-        self.sending = False  # the request's first byte was written: it may arrive
         self.sent_at = 0.0
         self.status = 0  # the answer's, once its headers are in
         self.error_type: str | None = None
@@ -414,7 +413,6 @@ class _Fanout:
         if conn.open:
             self._send(conn, now)
             return
-        conn.sending = False
         conn.timeout_at = now + CONNECT_TIMEOUT_S
         try:
             if self.address is None:
@@ -474,7 +472,6 @@ class _Fanout:
     def _send(self, conn: _Connection, now: float) -> None:
         assert self.signer is not None
         conn.out = self.signer.request(self.api.path(conn.target))
-        conn.sending = True
         conn.sent_at = now
         conn.timeout_at = now + READ_TIMEOUT_S
         self._write(conn)
