@@ -199,10 +199,8 @@ class _Signer:
         if api.credentials is None:
             raise NoCredentialsError()  # as a boto3 client would fail
         frozen = api.credentials.get_frozen_credentials()
-        self.auth = SigV4Auth(frozen, SIGNING_NAME, api.region)
         stamp = datetime.datetime.now(datetime.UTC).strftime(SIGV4_TIMESTAMP)
-        self.stamp = _Stamp(stamp)
-        scope = self.auth.credential_scope(self.stamp)
+        scope = SigV4Auth(frozen, SIGNING_NAME, api.region).credential_scope(_Stamp(stamp))
         key = f"AWS4{frozen.secret_key}".encode()
         for part in (stamp[:8], api.region, SIGNING_NAME, "aws4_request"):
             key = hmac.new(key, part.encode(), sha256).digest()
@@ -219,15 +217,15 @@ class _Signer:
             f"\n\n{canonical_headers}\n\n{names}\n{sha256(data).hexdigest()}"
         )
         self._authorization = (
-            f"AWS4-HMAC-SHA256 Credential={self.auth.scope(self.stamp)}, "
+            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
             f"SignedHeaders={names}, Signature="
         )
-        head = [("Host", api.host_header), ("X-Amz-Date", stamp),
-                *([("X-Amz-Security-Token", frozen.token)] if frozen.token else []),
-                ("Content-Length", str(len(data)))]
+        # On the wire: the signed headers (Host, X-Amz-Date, X-Amz-Security-Token) and
+        # the body's length; the Authorization header follows, per post.
+        head = [*signed, ("content-length", str(len(data)))]
         if any(c in value for _, value in head for c in "\r\n\0"):
             raise ValueError("a header value holds a line break")  # never on the wire
-        self._head = "".join(f"{name}: {value}\r\n" for name, value in head)
+        self._head = "".join(f"{name.title()}: {value}\r\n" for name, value in head)
         self._data = data
 
     def request(self, path: str) -> bytes:
@@ -266,6 +264,10 @@ class _Connection:
         self.attempt = 0
         self.timeout_at = 0.0
         self.sent_at = 0.0
+        self.next_answer()
+
+    def next_answer(self) -> None:
+        """Forget what was read of the last answer (the parser's callbacks fill these)."""
         self.status = 0  # the answer's, once its headers are in
         self.error_type: str | None = None
         self.complete = False  # the whole answer is in
@@ -466,7 +468,6 @@ class _Fanout:
         except OSError as exc:  # refused, unreachable, reset: never sent
             return self._finish(conn, _Answer("unsent", retry=True, problem={"error": str(exc)}))
         conn.open = True
-        conn.parser = httptools.HttpResponseParser(conn)
         self._send(conn, time.monotonic())
 
     def _send(self, conn: _Connection, now: float) -> None:
@@ -518,11 +519,6 @@ class _Fanout:
 
     def _answered(self, conn: _Connection) -> None:
         status = conn.status
-        if status == 429 and conn.sent_at >= self._cut_at:
-            self.limit = max(1.0, self.limit / 2)
-            self._cut_at = time.monotonic()
-        elif status < 300 or status == 410:
-            self.limit = min(float(self.api.concurrency), self.limit + 1 / self.limit)
         if 200 <= status < 300:
             answer = _SENT
         elif status == 410:
@@ -533,9 +529,13 @@ class _Fanout:
             problem = {"error_code": code, "status": status}
             answer = _Answer("unsent" if status in _RETRY_STATUSES else "failed",
                              retry=status in _RETRY_STATUSES, problem=problem)
+        if status == 429 and conn.sent_at >= self._cut_at:
+            self.limit = max(1.0, self.limit / 2)
+            self._cut_at = time.monotonic()
+        elif answer in (_SENT, _GONE):
+            self.limit = min(float(self.api.concurrency), self.limit + 1 / self.limit)
         keep = not conn.out and conn.open and conn.keep_alive
-        conn.status, conn.error_type, conn.complete, conn.framed = 0, None, False, False
-        conn.keep_alive = False
+        conn.next_answer()
         if not keep:
             self._drop(conn)  # "Connection: close", or an answer before the request's end
         self._finish(conn, answer)
