@@ -38,7 +38,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from chat.tables import TABLES, TableSpec
@@ -198,6 +199,18 @@ def install_cached_method_names() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _deepcopy_as(module: Any, deepcopy: Any) -> Iterator[None]:
+    """For the length of a call, ``module``'s ``copy.deepcopy`` is ``deepcopy`` (moto's
+    models call ``copy.deepcopy`` through their module; one request at a time here)."""
+    real = module.copy
+    module.copy = SimpleNamespace(deepcopy=deepcopy, copy=real.copy)
+    try:
+        yield
+    finally:
+        module.copy = real
+
+
 def install_partition_queries() -> bool:
     """Make moto's Query read the one partition it asks for, not the whole table.
 
@@ -209,17 +222,12 @@ def install_partition_queries() -> bool:
     moto applies one request at a time here (``_MOTO_LOCK``), so the swaps are safe.
     """
     try:
-        import copy as real_copy
-        from types import SimpleNamespace
-
         from moto.dynamodb.models import table as table_module
         from moto.dynamodb.models.table import Table
     except ImportError:
         log.warning("moto's Table moved: Query reads whole tables (slower for big ones)")
         return False
     original = Table.query
-    _SHARED_RESULTS = SimpleNamespace(deepcopy=lambda value, memo=None: value,
-                                      copy=real_copy.copy)
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         # index_name is the 8th parameter, passed by position by moto's backend.
@@ -232,11 +240,10 @@ def install_partition_queries() -> bool:
         # Query's time; on a table (no index to project through) nothing changes them
         # afterwards: filters only read them, a projection builds new items, and the
         # answer is serialised from them before the next request is applied.
-        table_module.copy = _SHARED_RESULTS
         try:
-            return original(self, hash_key, *args, **kwargs)
+            with _deepcopy_as(table_module, lambda value, memo=None: value):
+                return original(self, hash_key, *args, **kwargs)
         finally:
-            table_module.copy = real_copy
             del self.all_items
 
     Table.query = query  # type: ignore[method-assign]
@@ -260,7 +267,6 @@ def install_cheap_transactions() -> bool:
     try:
         import copy as real_copy
         from collections import defaultdict
-        from types import SimpleNamespace
 
         from moto.dynamodb import models
         from moto.dynamodb.models.dynamo_type import DynamoType
@@ -320,11 +326,8 @@ def install_cheap_transactions() -> bool:
                 return snapshot(value, touched[value.name])
             return real_copy.deepcopy(value, memo)
 
-        models.copy = SimpleNamespace(deepcopy=deepcopy, copy=real_copy.copy)
-        try:
+        with _deepcopy_as(models, deepcopy):
             return original(self, transact_items)
-        finally:
-            models.copy = real_copy
 
     models.DynamoDBBackend.transact_write_items = transact_write_items
     return True
