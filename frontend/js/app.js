@@ -179,10 +179,7 @@ function startSession({ websocketUrl, rules: r }, me, room) {
   conn.addEventListener('status', (e) => onStatus(s, e.detail));
   conn.addEventListener('open', (e) => onOpen(s, e.detail.reconnect));
   conn.addEventListener('frame', (e) => onFrame(s, e.detail));
-  conn.addEventListener('unauthenticated', () => {
-    endSession();
-    showAuth('signin', 'Your session has ended: sign in again.');
-  });
+  conn.addEventListener('unauthenticated', sessionEnded);
   conn.addEventListener('refused', () => {
     endSession();
     ui.joinError.textContent =
@@ -519,17 +516,20 @@ async function startSignIn(c) {
     client: cognito,
     storage: globalThis.sessionStorage,
     onChange: () => {
-      if (!auth.signedIn && !signingOut && (session || ui.authView.hidden)) {
-        // The refresh token was refused (revoked, expired): back to signing in.
-        endSession();
-        showAuth('signin', 'Your session has ended: sign in again.');
-      }
+      // The refresh token was refused (revoked, expired): back to signing in.
+      if (!auth.signedIn && !signingOut && (session || ui.authView.hidden)) sessionEnded();
     },
   });
   ui.username.readOnly = true;
   $('signup-username-hint').textContent = c.rules.usernameHint;
   if (await auth.restore()) showJoin();
   else showAuth('signin');
+}
+
+// The sign-in is gone (its tokens refused): leave the room, ask to sign in again.
+function sessionEnded() {
+  endSession();
+  showAuth('signin', 'Your session has ended: sign in again.');
 }
 
 function showAuth(which, message = '') {
