@@ -203,8 +203,18 @@ class Chat:
         data = encode(event)
         self.reply(connection_id, event)
         self._enqueue_shards(sender.room, layout, data.decode("utf-8"), skip=connection_id)
-        self._broadcast(sender.room, [m for m in members if m.connection_id != connection_id],
-                        event, data=data)
+        delivery = self._broadcast(
+            sender.room, [m for m in members if m.connection_id != connection_id], event,
+            data=data)
+        if delivery.unsent and self.queue is not None:
+            # Shard 0's posts API Gateway still refused (the big room's own fan-out keeps
+            # the account's quota busy): the workers try them again, as they do theirs.
+            work = ShardWork(sender.room, 0, data.decode("utf-8"), skip=connection_id)
+            try:
+                self._requeue(work, delivery.unsent)
+            except StorageError:
+                logger.exception("re-queueing shard 0's refused posts failed",
+                                 extra={"room": sender.room})
 
     def history(self, connection_id: str, frame: Mapping[str, Any]) -> None:
         sender = self._identity(connection_id)
@@ -346,9 +356,9 @@ class Chat:
     def _broadcast(
         self, room: str, members: list[Member], event: Mapping[str, Any],
         data: bytes | None = None,
-    ) -> None:
+    ) -> Delivery:
         if not members:
-            return
+            return Delivery()
         ids = [m.connection_id for m in members]
         delivery = self.connections.post_many(ids, data or encode(event), self.deadline)
         metrics.add_metric(name="Recipients", unit="Count", value=len(delivery.sent))
@@ -365,6 +375,7 @@ class Chat:
             dead = [cid for cid in delivery.gone if born.get(cid, 0) < opened_before]
             if dead:
                 self._remove_gone(room, dead, told=delivery.sent)
+        return delivery
 
     def _remove_gone(self, room: str, dead: list[str], told: list[str], shard: int = 0) -> None:
         """Drop connections API Gateway says are gone, and tell the room they left.

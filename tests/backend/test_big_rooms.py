@@ -82,6 +82,24 @@ def test_a_shard_under_a_storm_of_429s_still_delivers_everything(
     assert fanout_queue.depth(fanout_queue.dead_letter_url) == 0
 
 
+def test_shard_zero_posts_refused_past_their_retries_go_to_the_queue(
+    gw, aws, big, fanout_queue, recorder
+) -> None:
+    # new_message posts shard 0 itself; what API Gateway still throttles after a post's
+    # three attempts is not lost: the workers deliver it, as they do their own shards'.
+    members = join_room(gw, 6)
+    throttled = members[1:SHARD]
+    before = [recorder.attempts[cid] for cid in throttled]  # the join announcements
+    for cid in throttled:
+        recorder.throttle[cid] = 4  # more 429s than one post's retries
+    gw.send(members[0], {"action": "new_message", "text": "shard zero too"})
+    gw.run_queue(fanout_queue.sqs, fanout_queue.url)
+    for cid in members:
+        assert messages(gw.take(cid)) == ["shard zero too"], cid
+    # Three attempts from new_message, then the worker's: 429, then taken.
+    assert [recorder.attempts[cid] - n for cid, n in zip(throttled, before, strict=True)] == [5, 5]
+
+
 def test_what_is_left_when_time_runs_out_is_requeued_exactly(
     gw, aws, big, fanout_queue, recorder, monkeypatch
 ) -> None:
