@@ -26,9 +26,11 @@ that an update to an item is atomic (see ``_MOTO_LOCK``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import functools
+import io
 import json
 import logging
 import os
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from types import SimpleNamespace
@@ -334,7 +337,17 @@ def install_cheap_transactions() -> bool:
 
 
 class _MotoServer:
-    """moto's ``ThreadedMotoServer``, with requests serialised (see ``_MOTO_LOCK``).
+    """moto's WSGI app behind aiohttp's server, with keep-alive, one request at a time.
+
+    moto's own ``ThreadedMotoServer`` is werkzeug's development server: it answers every
+    request "Connection: close" and starts a thread for each, so every DynamoDB call of
+    a function paid a TCP connection, a server thread and ``http.server``'s header
+    parsing (``email.parser``): more than half of moto's CPU per call, and ~2 ms of each
+    call's wait here. aiohttp keeps the connections boto3 pools open and parses with its
+    C parser; each request becomes the WSGI environ werkzeug's server would build, for
+    the same app (``_OneRequestAtATime``), called on the event loop's thread: moto
+    applies one request at a time anyway (``_MOTO_LOCK``), and requests wait in their
+    sockets as they waited for the lock.
 
     Runs in the process ``serve`` is, i.e. the child ``_MotoProcess`` starts.
     """
@@ -342,48 +355,110 @@ class _MotoServer:
     def __init__(self) -> None:
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
-            MotoRequestHandler,
             create_backend_app,
         )
-        from werkzeug.serving import make_server
 
-        class Handler(MotoRequestHandler):
-            # moto's handler speaks HTTP/1.0, with Nagle's algorithm and delayed ACKs on
-            # top. HTTP/1.1 does not buy keep-alive here: werkzeug's server answers every
-            # request "Connection: close" and then reads whatever follows on the socket
-            # (it cannot tell where an unread body ends), so each request still costs a
-            # TCP connection and a server thread (~1 ms; README, Performance).
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-            wbufsize = 64 * 1024  # status line, headers and body in one send
+        self._app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self.port = 0
 
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass  # werkzeug formats a line per request even when nobody logs it
+    def environ(self, request: Any, body: bytes) -> dict[str, Any]:
+        """The WSGI environ werkzeug's server would build for ``request``."""
+        raw = request.raw_path
+        path, _, query = raw.partition("?")
+        version = request.version
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": urllib.parse.unquote_to_bytes(path).decode("latin-1"),
+            "QUERY_STRING": query,
+            "RAW_URI": raw,
+            "REQUEST_URI": raw,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": str(self.port),
+            "SERVER_PROTOCOL": f"HTTP/{version.major}.{version.minor}",
+            "REMOTE_ADDR": request.remote or "",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for raw_name, raw_value in request.raw_headers:
+            name = raw_name.decode("latin-1").upper()
+            if "_" in name or name == "CONTENT-LENGTH":
+                continue  # werkzeug drops X_Foo (it would pass for X-Foo); length is above
+            key = name.replace("-", "_")
+            if key != "CONTENT_TYPE":
+                key = "HTTP_" + key
+            value = raw_value.decode("latin-1")
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
 
-        app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server("127.0.0.1", 0, app, threaded=True,
-                                   request_handler=Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
+    async def handle(self, request: Any) -> Any:
+        from aiohttp import web
+        from multidict import CIMultiDict
 
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        body = await request.read()
+        answer: list[Any] = []
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Any:
+            answer[:] = [status, headers]
+            return chunks.append
+
+        result = self._app(self.environ(request, body), start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = answer
+        return web.Response(
+            body=b"".join(chunks), status=int(status[:3]),
+            headers=CIMultiDict((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP))
+
+    async def serve(self, started: Any) -> None:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self.port = runner.addresses[0][1]
+        started(self.port)
+        await asyncio.Event().wait()  # until the process exits
+
+
+# What aiohttp writes itself, from the body it is given and the connection it keeps.
+_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
+# Past DynamoDB's largest request (BatchWriteItem, 16 MB); aiohttp's default is 1 MB.
+_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 def serve() -> None:
     """The child's body: serve moto, print the port, exit when stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway saves through us on Ctrl-C
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     install_fast_responses()
     install_cheap_transactions()
     install_cached_method_names()
     install_partition_queries()
-    server = _MotoServer()
-    threading.Thread(target=server.serve_forever, daemon=True, name="moto-dynamodb").start()
-    print(f"port {server.port}", flush=True)
-    with contextlib.suppress(Exception):
-        sys.stdin.buffer.read()  # EOF: the gateway is gone, whatever way it ended
-    os._exit(0)  # no clean-up to wait for: everything is in memory
+
+    def watch_stdin() -> None:
+        with contextlib.suppress(Exception):
+            sys.stdin.buffer.read()  # EOF: the gateway is gone, whatever way it ended
+        os._exit(0)  # no clean-up to wait for: everything is in memory
+
+    def started(port: int) -> None:
+        print(f"port {port}", flush=True)
+        threading.Thread(target=watch_stdin, daemon=True, name="stdin").start()
+
+    asyncio.run(_MotoServer().serve(started))
 
 
 class _MotoProcess:
