@@ -190,6 +190,44 @@ def install_fast_responses() -> bool:
     return True
 
 
+def install_fast_results() -> bool:
+    """Convert moto's results to plain values without its generic walk where it is plain.
+
+    Before answering, moto turns every result into plain values (``dynamo_to_dict``),
+    asking of every value, attribute by attribute, whether it is a datetime, a
+    ``DynamoType``, has ``to_json``, is a dict or a list: a seventh of moto's time under
+    load, most of it on the string attributes of a Query's items. ``plain`` answers
+    strings, numbers, dicts, lists and the scalar attribute values (``S``, ``N``,
+    ``BOOL``, ``NULL``) itself, with the same result; anything else (binary values, sets,
+    datetimes, models) goes to moto's own function.
+    """
+    try:
+        from moto.dynamodb import responses
+        from moto.dynamodb.models.dynamo_type import DynamoType
+    except ImportError:
+        return False
+    original = responses.dynamo_to_dict
+    scalars = {"S", "N", "BOOL", "NULL"}
+
+    def plain(obj: Any) -> Any:
+        kind = type(obj)
+        if kind is DynamoType:
+            value = obj.value
+            if obj.type in scalars and type(value) in (str, bool):
+                return {obj.type: value}
+            return original(obj)
+        if kind is dict:
+            return {k: plain(v) for k, v in obj.items()}
+        if kind is list:
+            return [plain(v) for v in obj]
+        if kind is str or kind is int or kind is bool or kind is float or obj is None:
+            return obj
+        return original(obj)
+
+    responses.dynamo_to_dict = plain
+    return True
+
+
 def install_cached_method_names() -> bool:
     """moto lists its handler class's methods (``inspect.getmembers``) on every request
     to find the action; classes do not change here, so the list is computed once."""
@@ -445,6 +483,7 @@ def serve() -> None:
     """The child's body: serve moto, print the port, exit when stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway saves through us on Ctrl-C
     install_fast_responses()
+    install_fast_results()
     install_cheap_transactions()
     install_cached_method_names()
     install_partition_queries()

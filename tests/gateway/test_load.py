@@ -10,6 +10,7 @@ and the recovery after a crash must not starve the clients that come back.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import signal
 import time
@@ -25,6 +26,7 @@ from bench.e2e import load_local_gateway
 from local_gateway.dynamodb import (
     fast_body,
     install_cheap_transactions,
+    install_fast_results,
     install_partition_queries,
 )
 from local_gateway.testing import GatewayProcess
@@ -52,10 +54,10 @@ def test_a_short_seed_load_delivers_every_message_once_and_only_to_its_room():
 @pytest.fixture
 def moto_dynamodb(monkeypatch) -> Any:
     """moto in this process, with the fast serializer checked against moto's own on
-    every answer, and the cheap transaction snapshot and partition queries installed
+    every answer, and the plain results, cheap transaction snapshot and partition queries installed
     (all undone after)."""
     from moto import mock_aws
-    from moto.dynamodb import models
+    from moto.dynamodb import models, responses
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
 
@@ -77,6 +79,8 @@ def moto_dynamodb(monkeypatch) -> Any:
     assert install_cheap_transactions()
     monkeypatch.setattr(Table, "query", Table.query)
     assert install_partition_queries()
+    monkeypatch.setattr(responses, "dynamo_to_dict", responses.dynamo_to_dict)
+    assert install_fast_results()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1",
                               aws_access_key_id="t", aws_secret_access_key="t")
@@ -121,6 +125,29 @@ def test_moto_answers_item_operations_exactly_as_its_own_serializer(moto_dynamod
     c.delete_item(TableName="t", Key=key, ReturnValues="ALL_OLD")
     assert {"PutItem", "GetItem", "Query", "UpdateItem", "Scan", "BatchGetItem",
             "DeleteItem"} <= set(c.checked)
+
+
+def test_moto_results_become_plain_values_exactly_as_moto_makes_them(monkeypatch):
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    moto_own = responses.dynamo_to_dict
+    monkeypatch.setattr(responses, "dynamo_to_dict", moto_own)
+    assert install_fast_results()
+    plain = responses.dynamo_to_dict
+    assert plain is not moto_own
+    attrs = {name: DynamoType(value) for name, value in EVERY_TYPE.items()}
+    wire_binary = DynamoType({"B": "AP9iaW4="})  # as it arrives: base64 text
+    result = {
+        "Items": [attrs, {"pk": DynamoType({"S": "q"}), "b": wire_binary}],
+        "Count": 2, "ScannedCount": 2, "Attributes": attrs,
+        "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0},
+        "LastEvaluatedKey": {"pk": {"S": "p"}}, "Nothing": None,
+        "When": datetime.datetime(2026, 12, 2, tzinfo=datetime.UTC),
+        "Item": Item(DynamoType({"S": "p"}), DynamoType({"S": "1"}), EVERY_TYPE),
+    }
+    assert plain(result) == moto_own(result)
+    assert plain(attrs)["m"] == moto_own(attrs)["m"]
 
 
 def test_a_cancelled_transaction_leaves_every_item_it_touched_as_it_was(moto_dynamodb):
