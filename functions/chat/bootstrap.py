@@ -15,6 +15,7 @@ forget it.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +34,17 @@ DEADLINE_MARGIN_MS = 1000
 
 @dataclass
 class Services:
-    """Everything one process builds once: configuration, store, connections, queue."""
+    """Everything one process builds once: configuration, store, connections, queue, and
+    the thread that reads alongside a write."""
 
     config: FunctionConfig
     store: Store
     _apis: dict[str, ManagementApi] = field(default_factory=dict)
     _queue: FanoutQueue | None = None
+    # One thread for a read that runs while the invocation's thread writes (``Chat``'s
+    # ``alongside``); it starts on first use.
+    reads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="read"))
 
     def queue(self) -> FanoutQueue | None:
         """The fan-out queue, for functions given its URL; its client is made on first use."""
@@ -129,4 +135,5 @@ def chat(
         shard_size=s.config.fanout_shard_size,
         rate_limit=s.config.rate_limit,
         deadline=deadline,
+        alongside=s.reads,
     )

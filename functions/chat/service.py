@@ -16,9 +16,11 @@ one Query, one fan-out. Beyond it, ``new_message`` answers the sender and posts 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from typing import Any, Protocol
 
 from chat.model import (
@@ -108,6 +110,7 @@ class Chat:
         rate_limit: RateLimit | None = None,
         deadline: float | None = None,
         clock: Callable[[], float] = time.time,
+        alongside: Executor | None = None,
     ) -> None:
         self.store = store
         self.connections = connections
@@ -116,6 +119,9 @@ class Chat:
         self.rate_limit = rate_limit or RateLimit()
         self.deadline = deadline  # time.monotonic() by which fan-out must be done
         self.clock = clock
+        # Runs a read while this thread writes (``new_message`` lists the room while it
+        # stores the message); without one, the read runs first, on this thread.
+        self.alongside = alongside
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -176,25 +182,36 @@ class Chat:
             created_at=iso_time(now_ms),
             client_id=request.client_id,
         )
+        # The room is listed while the message is stored: neither needs the other, so a
+        # message waits for one DynamoDB round trip less. The listing is read only once
+        # the message is stored (a retry or a failed write never uses it).
+        listing = self._run_alongside(self.store.room_shard, sender.room)
         try:
-            stored, created = self.store.save_message(message)
-        except StorageError as exc:
-            logger.exception("storing a message failed")
-            raise MessageNotStored(str(exc)) from None
-        event = message_event(stored)
-        if not created:
-            # A retry of a stored message: the original goes back to the sender only.
-            self.reply(connection_id, event)
-            return
-        metrics.add_metric(name="MessagesStored", unit="Count", value=1)
-        try:
-            members, layout = self.store.room_shard(sender.room)
-        except StorageError:
-            # Stored but the room could not be listed: tell the sender it is safe; the
-            # others will see it in history.
-            logger.exception("listing the room failed after storing a message")
-            self.reply(connection_id, event)
-            return
+            try:
+                stored, created = self.store.save_message(message)
+            except StorageError as exc:
+                logger.exception("storing a message failed")
+                raise MessageNotStored(str(exc)) from None
+            event = message_event(stored)
+            if not created:
+                # A retry of a stored message: the original goes back to the sender only.
+                self.reply(connection_id, event)
+                return
+            metrics.add_metric(name="MessagesStored", unit="Count", value=1)
+            try:
+                members, layout = listing.result()
+            except StorageError:
+                # Stored but the room could not be listed: tell the sender it is safe;
+                # the others will see it in history.
+                logger.exception("listing the room failed after storing a message")
+                self.reply(connection_id, event)
+                return
+        finally:
+            # Never leave a read running into the next invocation (Lambda freezes the
+            # environment when the handler returns).
+            if not listing.cancel():
+                with contextlib.suppress(Exception):
+                    listing.result()
         if not layout.sharded:
             self._broadcast(sender.room, members, event)
             return
@@ -238,6 +255,17 @@ class Chat:
             return  # one of thousands typing is noise, and a fan-out per burst (PROTOCOL.md)
         others = [m for m in members if m.connection_id != connection_id]
         self._broadcast(sender.room, others, typing_event(sender.room, sender.username))
+
+    def _run_alongside(self, read: Callable[..., Any], *args: Any) -> Future[Any]:
+        """``read(*args)`` on ``alongside`` (its outcome in the future), else now."""
+        if self.alongside is not None:
+            return self.alongside.submit(read, *args)
+        done: Future[Any] = Future()
+        try:
+            done.set_result(read(*args))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
 
     # -- the fan-out worker ------------------------------------------------------------
 

@@ -7,6 +7,7 @@ what was posted back from a real HTTP ``@connections`` endpoint.
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -116,6 +117,54 @@ def test_message_reaches_whole_room_sender_included_and_no_other_room(gw, aws) -
     assert ID.fullmatch(event["id"]) and TIME.fullmatch(event["created_at"])
     assert gw.take(carol) == []
     assert [m["text"]["S"] for m in messages_in(aws)] == ["hola"]
+
+
+def test_the_room_is_listed_while_the_message_is_stored(gw, aws, monkeypatch) -> None:
+    from chat.adapters.dynamodb import Store
+
+    alice, bob = gw.join("alice", "lobby"), gw.join("bob", "lobby")
+    gw.take(alice)
+    saving = threading.Event()
+    seen: list[bool] = []
+    real_list, real_save = Store.room_shard, Store.save_message
+
+    def room_shard(self, room, shard=0):
+        # Listing first and storing after (one thread) would wait here in vain.
+        seen.append(saving.wait(timeout=10))
+        return real_list(self, room, shard)
+
+    def save_message(self, message):
+        saving.set()
+        return real_save(self, message)
+
+    monkeypatch.setattr(Store, "room_shard", room_shard)
+    monkeypatch.setattr(Store, "save_message", save_message)
+    gw.send(alice, {"action": "new_message", "text": "both at once"})
+
+    assert seen == [True]
+    assert [e["text"] for e in gw.take(bob)] == ["both at once"]
+    assert [m["text"]["S"] for m in messages_in(aws)] == ["both at once"]
+
+
+def test_a_room_that_cannot_be_listed_still_confirms_the_stored_message(
+    gw, aws, monkeypatch
+) -> None:
+    from chat.adapters.dynamodb import Store
+    from chat.model import StorageError
+
+    alice, bob = gw.join("alice", "lobby"), gw.join("bob", "lobby")
+    gw.take(alice)
+
+    def room_shard(self, room, shard=0):
+        raise StorageError("read timed out")
+
+    monkeypatch.setattr(Store, "room_shard", room_shard)
+    gw.send(alice, {"action": "new_message", "text": "kept", "client_id": "k-1"})
+
+    (echo,) = gw.take(alice)
+    assert echo["type"] == "message" and echo["text"] == "kept" and echo["client_id"] == "k-1"
+    assert gw.take(bob) == []  # it will see it in history
+    assert [m["text"]["S"] for m in messages_in(aws)] == ["kept"]
 
 
 def test_client_id_is_echoed_only_when_given_and_null_means_absent(gw, aws) -> None:
