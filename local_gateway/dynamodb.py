@@ -203,10 +203,11 @@ def install_fast_results() -> bool:
     """
     try:
         from moto.dynamodb import responses
-        from moto.dynamodb.models.dynamo_type import DynamoType
+        from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
     except ImportError:
         return False
     original = responses.dynamo_to_dict
+    mappings = (dict, LimitedSizeDict)  # an item's attributes are a LimitedSizeDict
     scalars = {"S", "N", "BOOL", "NULL"}
 
     def plain(obj: Any) -> Any:
@@ -216,7 +217,7 @@ def install_fast_results() -> bool:
             if obj.type in scalars and type(value) in (str, bool):
                 return {obj.type: value}
             return original(obj)
-        if kind is dict:
+        if kind in mappings:
             return {k: plain(v) for k, v in obj.items()}
         if kind is list:
             return [plain(v) for v in obj]

@@ -132,22 +132,34 @@ def test_moto_results_become_plain_values_exactly_as_moto_makes_them(monkeypatch
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
     moto_own = responses.dynamo_to_dict
-    monkeypatch.setattr(responses, "dynamo_to_dict", moto_own)
+    calls: list[Any] = []
+
+    def counted(obj: Any) -> Any:
+        calls.append(obj)
+        return moto_own(obj)
+
+    monkeypatch.setattr(responses, "dynamo_to_dict", counted)
     assert install_fast_results()
     plain = responses.dynamo_to_dict
-    assert plain is not moto_own
-    attrs = {name: DynamoType(value) for name, value in EVERY_TYPE.items()}
+    assert plain is not counted
+    every_type = Item(DynamoType({"S": "p"}), DynamoType({"S": "1"}), EVERY_TYPE)
     wire_binary = DynamoType({"B": "AP9iaW4="})  # as it arrives: base64 text
     result = {
-        "Items": [attrs, {"pk": DynamoType({"S": "q"}), "b": wire_binary}],
-        "Count": 2, "ScannedCount": 2, "Attributes": attrs,
+        "Items": [every_type.attrs, {"pk": DynamoType({"S": "q"}), "b": wire_binary}],
+        "Count": 2, "ScannedCount": 2, "Attributes": every_type.attrs,
         "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0},
         "LastEvaluatedKey": {"pk": {"S": "p"}}, "Nothing": None,
         "When": datetime.datetime(2026, 12, 2, tzinfo=datetime.UTC),
-        "Item": Item(DynamoType({"S": "p"}), DynamoType({"S": "1"}), EVERY_TYPE),
+        "Item": every_type,
     }
     assert plain(result) == moto_own(result)
-    assert plain(attrs)["m"] == moto_own(attrs)["m"]
+    # A page of members (strings and numbers) never takes moto's own walk.
+    member = Item(DynamoType({"S": "ROOM#r#0"}), DynamoType({"S": "CONN#c"}), {
+        "pk": {"S": "ROOM#r#0"}, "sk": {"S": "CONN#c"}, "username": {"S": "ana"},
+        "connected_at": {"N": "1764633600"}, "flag": {"BOOL": True}, "none": {"NULL": True}})
+    calls.clear()
+    page = {"Items": [member.attrs] * 3, "Count": 3, "ScannedCount": 3}
+    assert plain(page) == moto_own(page) and calls == []
 
 
 def test_a_cancelled_transaction_leaves_every_item_it_touched_as_it_was(moto_dynamodb):
