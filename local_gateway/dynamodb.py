@@ -7,7 +7,7 @@ handler code has no ``if local:`` branch. The tables are created from
 ``chat.tables.TABLES``, the same specs the CDK app reads, TTL attribute included.
 
 Why a process of its own (``python -m local_gateway.dynamodb``), not a thread of the
-gateway: under load moto is most of the gateway's CPU (werkzeug, its response
+gateway: under load moto was most of the gateway's CPU (its HTTP server, its response
 serializer, deep copies of items), and in the gateway's process every millisecond of it
 held the GIL that the event loop writing frames and answering ``@connections`` needs. A
 thread also added GIL hand-over waits (5 ms each) to every frame. As a child process it
