@@ -1,5 +1,6 @@
 """The local DynamoDB's Query reads only the partition it names (moto alone sorts the
-whole table for it), with DynamoDB's order, paging and conditions intact."""
+whole table for it), with DynamoDB's order, paging and conditions intact; and its server
+keeps connections alive."""
 
 from __future__ import annotations
 
@@ -39,5 +40,44 @@ def test_a_query_sees_its_partition_only_in_key_order_page_by_page():
         empty = client.query(TableName=table, KeyConditionExpression="pk = :p",
                              ExpressionAttributeValues={":p": {"S": "nobody"}})
         assert empty["Items"] == []
+    finally:
+        ddb.stop()
+
+
+def test_the_local_dynamodb_keeps_connections_alive_and_answers_every_kind_of_request():
+    """boto3's pooled connections stay open across calls (werkzeug's server closed each
+    one), JSON-protocol calls and moto's other paths both answer, and an error is
+    DynamoDB's own, on the same connection."""
+    import http.client
+    import json as json_
+
+    ddb = LocalDynamoDB((CONNECTIONS,))
+    ddb.start()
+    try:
+        host, port = ddb.endpoint_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+        def call(target: str, body: dict) -> tuple[int, dict, str]:
+            conn.request("POST", "/", body=json_.dumps(body), headers={
+                "X-Amz-Target": f"DynamoDB_20120810.{target}",
+                "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-1/"
+                                 "dynamodb/aws4_request, SignedHeaders=host, Signature=x"})
+            answer = conn.getresponse()
+            return answer.status, dict(answer.getheaders()), answer.read().decode()
+
+        status, headers, body = call("ListTables", {})
+        sock = conn.sock
+        assert status == 200 and ddb.table_names[CONNECTIONS] in json_.loads(body)["TableNames"]
+        assert headers.get("Connection", "").lower() != "close"
+        status, _, body = call("DescribeTable", {"TableName": "no-such-table"})
+        assert status == 400 and "ResourceNotFoundException" in body
+        status, _, _ = call("DescribeTable", {"TableName": ddb.table_names[CONNECTIONS]})
+        assert status == 200
+        assert conn.sock is sock  # three answers, one TCP connection
+        conn.request("GET", "/moto-api/data.json")  # moto's own pages, outside DynamoDB's API
+        answer = conn.getresponse()
+        assert answer.status == 200 and "dynamodb" in json_.loads(answer.read())
+        conn.close()
     finally:
         ddb.stop()
