@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 
 from chat import bootstrap
 from chat.config import AUTH_COGNITO
@@ -37,7 +36,40 @@ from chat.service import Chat
 Response = dict[str, Any]
 
 
-def _chat(event: APIGatewayWebSocketEvent, context: Any) -> Chat:
+class RequestContext:
+    """The ``requestContext`` fields the routes read (``../shared/aws-events``)."""
+
+    __slots__ = ("api_id", "connected_at", "connection_id", "request_id", "route_key", "stage")
+
+    def __init__(self, ctx: dict[str, Any]) -> None:
+        self.connection_id: str = ctx.get("connectionId") or ""
+        self.route_key: str | None = ctx.get("routeKey")
+        self.request_id: str | None = ctx.get("requestId")
+        self.api_id: str | None = ctx.get("apiId")
+        self.stage: str | None = ctx.get("stage")
+        self.connected_at: int | None = ctx.get("connectedAt")
+
+
+class WebSocketEvent:
+    """An API Gateway WebSocket event, as the routes read it.
+
+    A plain view rather than Powertools' ``APIGatewayWebSocketEvent``: importing any of
+    Powertools' event classes imports all of them, ~28 ms of every route's cold start
+    here (``bench/coldstart.py``), for five fields. ``body`` is the frame as API Gateway
+    passes it; ``headers`` as the handshake sent them (``protocol.header`` ignores case).
+    """
+
+    __slots__ = ("body", "headers", "query_string_parameters", "raw_event", "request_context")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.raw_event = event
+        self.request_context = RequestContext(event.get("requestContext") or {})
+        self.body: str | None = event.get("body")
+        self.headers: dict[str, str] = event.get("headers") or {}
+        self.query_string_parameters: dict[str, str] = event.get("queryStringParameters") or {}
+
+
+def _chat(event: WebSocketEvent, context: Any) -> Chat:
     ctx = event.request_context
     return bootstrap.chat(bootstrap.remaining_ms(context), api_id=ctx.api_id, stage=ctx.stage)
 
@@ -53,13 +85,13 @@ def _refusal(exc: Exception) -> tuple[str, str] | None:
     return None
 
 
-def _lambda(fn: Callable[[APIGatewayWebSocketEvent, Any], Response]) -> Callable[..., Response]:
+def _lambda(fn: Callable[[WebSocketEvent, Any], Response]) -> Callable[..., Response]:
     """Powertools around a handler: JSON logs with connection/route/request ids, EMF flush."""
 
     @instrumented(correlation_paths.API_GATEWAY_REST)
     @functools.wraps(fn)
     def handler(event: dict[str, Any], context: Any) -> Response:
-        ws = APIGatewayWebSocketEvent(event)
+        ws = WebSocketEvent(event)
         ctx = ws.request_context
         logger.append_keys(
             connection_id=ctx.connection_id, route=ctx.route_key, request_id=ctx.request_id
@@ -74,7 +106,7 @@ def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Calla
 
     @_lambda
     @functools.wraps(action)
-    def handler(event: APIGatewayWebSocketEvent, context: Any) -> Response:
+    def handler(event: WebSocketEvent, context: Any) -> Response:
         connection_id = event.request_context.connection_id
         chat = _chat(event, context)
         frame: dict[str, Any] = {}
@@ -99,14 +131,14 @@ def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Calla
     return handler
 
 
-def verified_username(event: APIGatewayWebSocketEvent) -> str | None:
+def verified_username(event: WebSocketEvent) -> str | None:
     """The username the $connect authorizer verified (its context), if one ran."""
     authorizer = (event.raw_event.get("requestContext") or {}).get("authorizer") or {}
     username = authorizer.get("username") if isinstance(authorizer, dict) else None
     return username if isinstance(username, str) and username else None
 
 
-def _accepted(event: APIGatewayWebSocketEvent) -> Response:
+def _accepted(event: WebSocketEvent) -> Response:
     """200, selecting ``chat.v1`` when the client offered it: a browser that offered
     subprotocols fails a handshake whose answer selects none, and API Gateway's answer
     carries the header only if $connect returns it."""
@@ -117,7 +149,7 @@ def _accepted(event: APIGatewayWebSocketEvent) -> Response:
 
 
 @_lambda
-def connect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
+def connect(event: WebSocketEvent, context: Any) -> Response:
     ctx = event.request_context
     username = None
     if bootstrap.services().config.auth == AUTH_COGNITO:
@@ -148,7 +180,7 @@ def connect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
 
 
 @_lambda
-def disconnect(event: APIGatewayWebSocketEvent, context: Any) -> Response:
+def disconnect(event: WebSocketEvent, context: Any) -> Response:
     ctx = event.request_context
     try:
         _chat(event, context).disconnect(ctx.connection_id)
