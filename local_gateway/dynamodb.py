@@ -45,6 +45,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
+from aiohttp import web
+
 from chat.tables import TABLES, TableSpec
 
 log = logging.getLogger("local_gateway")
@@ -71,8 +73,8 @@ _MOTO_LOCK = threading.Lock()
 
 
 class _OneRequestAtATime:
-    """moto's WSGI app, one request at a time, with JSON-protocol requests of DynamoDB
-    and SQS sent straight to their moto handlers.
+    """moto's answers, one request at a time, with JSON-protocol requests of DynamoDB
+    and SQS sent straight to their moto handlers (the rest to moto's WSGI app).
 
     moto's server finds the service of every request by matching its host against every
     service's URL patterns, then routes it through a Flask app (CORS, request recording):
@@ -95,7 +97,8 @@ class _OneRequestAtATime:
         self._request = BackendRequest
         self._response = Response
 
-    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+    def answer(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """moto's answer (status, headers, body) to the request ``environ`` describes."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target and environ.get("REQUEST_METHOD") == "POST":
             for prefix, handler in self._handlers:
@@ -104,10 +107,28 @@ class _OneRequestAtATime:
                     with _MOTO_LOCK:
                         status, headers, body = handler(
                             request, request.raw_url, dict(request.headers))
+                    # As Flask would have made it: header values as text, the body as bytes.
                     response = self._response(body, status, headers)
-                    return list(response(environ, start_response))
+                    return (response.status_code, response.headers.to_wsgi_list(),
+                            response.get_data())
+        answer: list[Any] = []
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Any:
+            answer[:] = [int(status[:3]), headers]
+            return chunks.append
+
         with _MOTO_LOCK:
-            return list(self._app(environ, start_response))
+            result = self._app(environ, start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        status, headers = answer
+        return status, headers, b"".join(chunks)
 
 
 # The item operations the handlers (and ``state``) call, all answered through moto's
@@ -400,7 +421,7 @@ class _MotoServer:
         self._app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self.port = 0
 
-    def environ(self, request: Any, body: bytes) -> dict[str, Any]:
+    def environ(self, request: web.Request, body: bytes) -> dict[str, Any]:
         """The WSGI environ werkzeug's server would build for ``request``."""
         raw = request.raw_path
         path, _, query = raw.partition("?")
@@ -436,34 +457,12 @@ class _MotoServer:
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         return environ
 
-    async def handle(self, request: Any) -> Any:
-        from aiohttp import web
-        from multidict import CIMultiDict
-
-        body = await request.read()
-        answer: list[Any] = []
-        chunks: list[bytes] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Any:
-            answer[:] = [status, headers]
-            return chunks.append
-
-        result = self._app(self.environ(request, body), start_response)
-        try:
-            chunks.extend(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        status, headers = answer
-        return web.Response(
-            body=b"".join(chunks), status=int(status[:3]),
-            headers=CIMultiDict((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP))
+    async def handle(self, request: web.Request) -> web.Response:
+        status, headers, body = self._app.answer(self.environ(request, await request.read()))
+        return web.Response(body=body, status=status, headers=[
+            (k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP])
 
     async def serve(self, started: Any) -> None:
-        from aiohttp import web
-
         app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{path:.*}", self.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
