@@ -218,15 +218,16 @@ class Chat:
         # A big room: the sender first (its echo confirms the message), then the other
         # shards through the queue, then shard 0 here while the workers start.
         data = encode(event)
+        text = data.decode("utf-8")
         self.reply(connection_id, event)
-        self._enqueue_shards(sender.room, layout, data.decode("utf-8"), skip=connection_id)
+        self._enqueue_shards(sender.room, layout, text, skip=connection_id)
         delivery = self._broadcast(
             sender.room, [m for m in members if m.connection_id != connection_id], event,
             data=data)
         if delivery.unsent and self.queue is not None:
             # Shard 0's posts API Gateway still refused (the big room's own fan-out keeps
             # the account's quota busy): the workers try them again, as they do theirs.
-            work = ShardWork(sender.room, 0, data.decode("utf-8"), skip=connection_id)
+            work = ShardWork(sender.room, 0, text, skip=connection_id)
             try:
                 self._requeue(work, delivery.unsent)
             except StorageError:
