@@ -51,7 +51,13 @@ bootstrap: $(VENV)/.stamp-install node_modules/.stamp-install
 destroy: $(VENV)/.stamp-install node_modules/.stamp-install
 	npx cdk destroy
 
-bench: $(VENV)/.stamp-install
+# The benches also run the Flask-SocketIO baseline (bench/flask_baseline.py): its
+# packages are the `bench` extra, not the chat's.
+$(VENV)/.stamp-bench: $(VENV)/.stamp-install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.stamp-bench
 	$(PY) bench/run_all.py
 
 # Not in CI: 200 clients in 5 rooms through python -m local_gateway for 60 s, each
