@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -32,19 +31,18 @@ from chat.service import Chat
 DEADLINE_MARGIN_MS = 1000
 
 
-@dataclass
 class Services:
     """Everything one process builds once: configuration, store, connections, queue, and
     the thread that reads alongside a write."""
 
-    config: FunctionConfig
-    store: Store
-    _apis: dict[str, ManagementApi] = field(default_factory=dict)
-    _queue: FanoutQueue | None = None
-    # One thread for a read that runs while the invocation's thread writes (``Chat``'s
-    # ``alongside``); it starts on first use.
-    reads: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="read"))
+    def __init__(self, config: FunctionConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._apis: dict[str, ManagementApi] = {}
+        self._queue: FanoutQueue | None = None
+        # One thread for a read that runs while the invocation's thread writes
+        # (``Chat``'s ``alongside``); it starts on first use.
+        self.reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read")
 
     def queue(self) -> FanoutQueue | None:
         """The fan-out queue, for functions given its URL; its client is made on first use."""

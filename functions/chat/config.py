@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chat.model import DEFAULT_SHARD_SIZE, RateLimit
 from chat.queues import FANOUT_QUEUE
@@ -31,8 +31,7 @@ JWKS_URL_ENV = "JWKS_URL"
 TOKEN_ENV = (TOKEN_ISSUER_ENV, TOKEN_AUDIENCE_ENV, JWKS_URL_ENV)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """A deploy-time setting that reaches functions as an environment variable.
 
     ``key`` names it in CDK context (``-c rate_limit_messages=20``) and, with dashes, on
@@ -68,11 +67,11 @@ class Setting:
 
 
 RATE_LIMIT_MESSAGES = Setting(
-    "rate_limit_messages", "RATE_LIMIT_MESSAGES", RateLimit.messages,
+    "rate_limit_messages", "RATE_LIMIT_MESSAGES", RateLimit().messages,
     "new_message frames one connection may send per window",
 )
 RATE_LIMIT_WINDOW = Setting(
-    "rate_limit_window_seconds", "RATE_LIMIT_WINDOW_SECONDS", RateLimit.window_s,
+    "rate_limit_window_seconds", "RATE_LIMIT_WINDOW_SECONDS", RateLimit().window_s,
     "the sliding rate-limit window, in seconds",
 )
 FANOUT_CONCURRENCY = Setting(
@@ -106,8 +105,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class FunctionConfig:
+class FunctionConfig(NamedTuple):
     """What one function process was configured with (read once, in ``chat.bootstrap``)."""
 
     connections_table: str

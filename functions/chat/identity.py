@@ -9,12 +9,10 @@ accepts is one the deployed pool accepts, and the page learns the same rules fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class PasswordPolicy:
+class PasswordPolicy(NamedTuple):
     """What Cognito requires of a password (cdk-nag's COG1: 8+, upper, digits, symbols)."""
 
     min_length: int = 8

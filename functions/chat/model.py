@@ -7,12 +7,17 @@ and HTTP calls. An adapter imports this module; this module imports nothing of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Literal, NamedTuple
+
+# Records are NamedTuples, not dataclasses: immutable, compared and hashed by value, and
+# made at import without the code generation a dataclass runs (six compiled methods
+# each, ~1.4 ms a class here: two thirds of what importing the chat package cost, paid by
+# every cold start; ``bench/coldstart.py``).
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
     """A WebSocket connection and the identity bound to it at ``$connect``."""
 
     connection_id: str
@@ -22,8 +27,7 @@ class Connection:
     shard: int = 0  # which of the room's member shards lists it (see RoomLayout)
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """A connection as its room lists it (what fan-out needs, nothing more)."""
 
     connection_id: str
@@ -31,8 +35,7 @@ class Member:
     connected_at: int = 0  # epoch ms
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """A stored chat message; ``id`` sorts by time (see ``chat.protocol.new_message_id``)."""
 
     id: str
@@ -48,8 +51,7 @@ class Message:
 DEFAULT_SHARD_SIZE = 1000
 
 
-@dataclass(frozen=True)
-class RoomLayout:
+class RoomLayout(NamedTuple):
     """How a room's connections are spread over shards of at most ``shard_size``.
 
     Every room starts with shard 0, the only one a small room ever has: its members are
@@ -60,7 +62,7 @@ class RoomLayout:
     counts until its shard is next read, see ``chat.adapters.dynamodb``).
     """
 
-    counts: dict[int, int] = field(default_factory=dict)
+    counts: Mapping[int, int] = MappingProxyType({})
 
     @property
     def connections(self) -> int:
@@ -76,8 +78,7 @@ class RoomLayout:
         return sorted(shard for shard, n in self.counts.items() if shard > 0 and n > 0)
 
 
-@dataclass(frozen=True)
-class ShardWork:
+class ShardWork(NamedTuple):
     """One item of the fan-out queue: an event for the members of one shard of a room.
 
     ``connection_ids`` set: only those (what a worker could not deliver, re-queued);
@@ -94,8 +95,7 @@ class ShardWork:
     attempt: int = 0
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """``new_message`` frames a connection may send per sliding window."""
 
     messages: int = 10
@@ -105,7 +105,6 @@ class RateLimit:
 PostOutcome = Literal["sent", "gone", "unsent", "failed"]
 
 
-@dataclass
 class Delivery:
     """What happened to one fan-out, recipient by recipient.
 
@@ -117,10 +116,17 @@ class Delivery:
     delivered, so it is never sent again).
     """
 
-    sent: list[str] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    unsent: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    __slots__ = ("failed", "gone", "sent", "unsent")
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.gone: list[str] = []
+        self.unsent: list[str] = []
+        self.failed: list[str] = []
+
+    def __repr__(self) -> str:
+        return (f"Delivery(sent={self.sent!r}, gone={self.gone!r}, "
+                f"unsent={self.unsent!r}, failed={self.failed!r})")
 
     def record(self, connection_id: str, outcome: PostOutcome) -> None:
         getattr(self, outcome).append(connection_id)

@@ -15,9 +15,8 @@ import threading
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chat.model import Message
 
@@ -145,8 +144,7 @@ def client_id_of(frame: Mapping[str, Any]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class NewMessage:
+class NewMessage(NamedTuple):
     text: str
     client_id: str | None
 
@@ -169,8 +167,7 @@ def parse_new_message(frame: Mapping[str, Any]) -> NewMessage:
     return NewMessage(text=text, client_id=client_id)
 
 
-@dataclass(frozen=True)
-class HistoryRequest:
+class HistoryRequest(NamedTuple):
     before: str | None
     limit: int
 

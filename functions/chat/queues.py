@@ -3,11 +3,10 @@ gateway both create them from these specs, with the same dead-letter policy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class QueueSpec:
+class QueueSpec(NamedTuple):
     """A standard queue with a dead-letter queue; functions learn its URL from ``env_var``."""
 
     logical_id: str

@@ -13,11 +13,10 @@ fast for the local gateway). The access patterns each table serves are written d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class TableSpec:
+class TableSpec(NamedTuple):
     """A table with string ``pk``/``sk`` keys and an optional TTL attribute."""
 
     logical_id: str

@@ -9,7 +9,6 @@ this environment; a test that needs other settings installs its own with ``confi
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -117,7 +116,7 @@ def configure(aws: Any) -> Callable[..., bootstrap.Services]:
     """Install services built with other settings: ``configure(rate_limit=RateLimit(3, 60))``."""
 
     def install(**changes: Any) -> bootstrap.Services:
-        config = dataclasses.replace(FunctionConfig.from_environ(), **changes)
+        config = FunctionConfig.from_environ()._replace(**changes)
         services = bootstrap.build(config, dynamodb_client=bootstrap.services().store.client)
         bootstrap.use(services)
         return services

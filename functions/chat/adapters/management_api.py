@@ -54,9 +54,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -80,8 +79,7 @@ _WANT_READ = selectors.EVENT_READ
 _WANT_WRITE = selectors.EVENT_WRITE
 
 
-@dataclass(frozen=True)
-class _Answer:
+class _Answer(NamedTuple):
     """One attempt: its outcome, whether trying again is safe and may help, and what
     went wrong (for the log)."""
 

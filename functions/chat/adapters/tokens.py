@@ -28,8 +28,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 
@@ -46,8 +45,7 @@ MAX_TOKEN_LENGTH = 8192
 Fetch = Callable[[str], Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Who a verified ID token says the person is."""
 
     sub: str  # the user's id in the pool: never reused, never changes
