@@ -39,7 +39,8 @@ Response = dict[str, Any]
 class RequestContext:
     """The ``requestContext`` fields the routes read (``../shared/aws-events``)."""
 
-    __slots__ = ("api_id", "connected_at", "connection_id", "request_id", "route_key", "stage")
+    __slots__ = ("api_id", "authorizer", "connected_at", "connection_id", "request_id",
+                 "route_key", "stage")
 
     def __init__(self, ctx: dict[str, Any]) -> None:
         self.connection_id: str = ctx.get("connectionId") or ""
@@ -48,6 +49,8 @@ class RequestContext:
         self.api_id: str | None = ctx.get("apiId")
         self.stage: str | None = ctx.get("stage")
         self.connected_at: int | None = ctx.get("connectedAt")
+        # What the $connect authorizer returned as its context, if one ran.
+        self.authorizer: Any = ctx.get("authorizer")
 
 
 class WebSocketEvent:
@@ -59,10 +62,9 @@ class WebSocketEvent:
     passes it; ``headers`` as the handshake sent them (``protocol.header`` ignores case).
     """
 
-    __slots__ = ("body", "headers", "query_string_parameters", "raw_event", "request_context")
+    __slots__ = ("body", "headers", "query_string_parameters", "request_context")
 
     def __init__(self, event: dict[str, Any]) -> None:
-        self.raw_event = event
         self.request_context = RequestContext(event.get("requestContext") or {})
         self.body: str | None = event.get("body")
         self.headers: dict[str, str] = event.get("headers") or {}
@@ -133,7 +135,7 @@ def _message_route(action: Callable[[Chat, str, dict[str, Any]], None]) -> Calla
 
 def verified_username(event: WebSocketEvent) -> str | None:
     """The username the $connect authorizer verified (its context), if one ran."""
-    authorizer = (event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    authorizer = event.request_context.authorizer or {}
     username = authorizer.get("username") if isinstance(authorizer, dict) else None
     return username if isinstance(username, str) and username else None
 
