@@ -23,21 +23,47 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".build" / "layers"
-# Lambda's python3.13 on arm64 runs on Amazon Linux 2023 (glibc 2.34): wheels tagged
-# manylinux2014 (glibc 2.17) up to manylinux_2_34 run there.
-PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
+# Lambda's python3.13 runs on Amazon Linux 2023 (glibc 2.34): wheels tagged
+# manylinux2014 (glibc 2.17) up to manylinux_2_34 run there. "arm64" is what the stack
+# deploys; "x86_64" builds the same layer for this machine (the deploy rehearsal).
+ARCHITECTURES = {
+    "arm64": "aarch64",
+    "x86_64": "x86_64",
+}
+DEFAULT_ARCHITECTURE = "arm64"
 PYTHON_VERSION = "3.13"
 _DONE = ".complete"
 
 
-def layer_dir(packages: tuple[str, ...]) -> Path:
-    key = json.dumps([sorted(packages), PLATFORMS, PYTHON_VERSION]).encode()
+def platforms(architecture: str = DEFAULT_ARCHITECTURE) -> tuple[str, ...]:
+    """pip's platform tags for Lambda's Amazon Linux 2023 on ``architecture``."""
+    try:
+        machine = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(
+            f"architecture must be one of {', '.join(ARCHITECTURES)}, not {architecture!r}"
+        ) from None
+    return tuple(f"{tag}_{machine}" for tag in ("manylinux2014", "manylinux_2_28",
+                                                "manylinux_2_34"))
+
+
+def layer_dir(
+    packages: tuple[str, ...],
+    architecture: str = DEFAULT_ARCHITECTURE,
+    python_version: str = PYTHON_VERSION,
+) -> Path:
+    key = json.dumps([sorted(packages), platforms(architecture), python_version]).encode()
     return CACHE / hashlib.sha256(key).hexdigest()[:16]
 
 
-def build_layer(packages: tuple[str, ...]) -> Path:
-    """The layer folder for ``packages`` (built now unless already built)."""
-    out = layer_dir(packages)
+def build_layer(
+    packages: tuple[str, ...],
+    architecture: str = DEFAULT_ARCHITECTURE,
+    python_version: str = PYTHON_VERSION,
+) -> Path:
+    """The layer folder for ``packages`` on Lambda's ``python_version`` for
+    ``architecture`` ("arm64" or "x86_64"), built now unless already built."""
+    out = layer_dir(packages, architecture, python_version)
     if (out / _DONE).is_file():
         return out
     staging = out.with_name(out.name + ".partial")
@@ -45,8 +71,8 @@ def build_layer(packages: tuple[str, ...]) -> Path:
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--no-compile", "--target", str(staging / "python"),
-        *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
-        "--implementation", "cp", "--python-version", PYTHON_VERSION,
+        *(arg for platform in platforms(architecture) for arg in ("--platform", platform)),
+        "--implementation", "cp", "--python-version", python_version,
         "--only-binary=:all:", *packages,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
