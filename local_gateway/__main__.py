@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from chat.config import SETTINGS as FUNCTION_SETTINGS
+from local_gateway import logs
 from local_gateway.gateway import Gateway
 from local_gateway.settings import REPO_ROOT, GatewaySettings
 
@@ -154,8 +155,9 @@ def _how_to_connect(gateway: Gateway) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s.%(msecs)03d %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stdout)
+    # Every line, whichever library writes it, with sign-in tokens redacted (logs.py).
+    logs.install(level=logging.INFO, fmt="%(asctime)s.%(msecs)03d %(message)s",
+                 datefmt="%H:%M:%S")
     # botocore/moto chatter is not what a developer watching the chat wants to read.
     for noisy in ("botocore", "boto3", "werkzeug", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

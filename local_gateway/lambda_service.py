@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections import Counter
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat.functions import Function
+from local_gateway.logs import redact
 from local_gateway.runtime import FunctionConfig, FunctionPool, InvocationResult, LambdaFunction
 from local_gateway.settings import GatewaySettings
 
@@ -105,14 +105,6 @@ class LambdaService:
 
     def close(self) -> None:
         self._pool.close()
-
-
-# A sign-in token offered as a subprotocol (PROTOCOL.md): never printed, even verbosely.
-_BEARER = re.compile(r"bearer\.[A-Za-z0-9._~+/=-]+")
-
-
-def redact(text: str) -> str:
-    return _BEARER.sub("bearer.<redacted>", text)
 
 
 def log_line(label: str, subject: str, status: str, ms: float, extra: str = "") -> None:

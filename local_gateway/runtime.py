@@ -120,6 +120,9 @@ def _worker_main(conn: Pipe, config: FunctionConfig) -> None:
     # Ctrl-C reaches the whole process group; the gateway decides when environments
     # stop (it still runs $disconnect handlers while shutting down).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What the handler prints or logs reaches the terminal with sign-in tokens redacted.
+    from local_gateway.logs import redact_process_output
+    redact_process_output()
     kept = {key: os.environ[key] for key in INHERITED if key in os.environ}
     os.environ.clear()
     os.environ.update(kept)

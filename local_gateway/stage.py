@@ -84,18 +84,6 @@ ABNORMAL = (1006, "Connection closed abnormally")
 THROTTLED = "Too Many Requests"
 
 
-class _NoOfferedSubprotocols(logging.Filter):
-    """aiohttp warns when no subprotocol is selected, quoting every one the client
-    offered: with sign-in one of them is ``bearer.<ID token>``, which must never reach a
-    log. API Gateway logs no such thing; nor does this stage."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "overlap server-known" not in str(record.msg)
-
-
-logging.getLogger("aiohttp.websocket").addFilter(_NoOfferedSubprotocols())
-
-
 class TokenBucket:
     """API Gateway's throttle: ``rate`` tokens a second, at most ``burst`` kept."""
 
