@@ -50,8 +50,16 @@ from infra.settings import StackSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
-RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64  # Graviton: ~20% cheaper per GB-second than x86
+
+
+def python_runtime(version: str) -> lambda_.Runtime:
+    """Lambda's managed runtime for Python ``version`` (the ``python_runtime`` setting)."""
+    runtime = getattr(lambda_.Runtime, f"PYTHON_{version.replace('.', '_')}", None)
+    if not isinstance(runtime, lambda_.Runtime):
+        raise ValueError(f"python_runtime={version}: this aws-cdk-lib knows no Lambda runtime "
+                         f"python{version}")
+    return runtime
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -96,17 +104,20 @@ ACCESS_LOG_FORMAT: dict[str, str] = {
 _TRIGGER_OPERATIONS = {"pre_sign_up": cognito.UserPoolOperation.PRE_SIGN_UP}
 
 
-def powertools_layer(scope: Construct, version: str) -> lambda_.ILayerVersion:
+def powertools_layer(
+    scope: Construct, version: str, runtime: lambda_.Runtime
+) -> lambda_.ILayerVersion:
     """The official Powertools for AWS Lambda (Python) v3 layer for our runtime/architecture.
 
     Why the layer and not a pip-installed bundle: synth stays offline and fast (no pip run,
     no Docker), and AWS builds the arm64 wheels. Why through SSM: the layer ARN embeds the
     region, while the public parameter exists in every region, so a CloudFormation
     parameter of type ``AWS::SSM::Parameter::Value<String>`` resolves it at deploy time and
-    the template stays environment-agnostic. Pin ``-c powertools_version=3.x.y`` to stop
-    ``latest`` from moving under a redeploy.
+    the template stays environment-agnostic. ``version`` is exact (``powertools_version``,
+    the one uv.lock has and the tests import), never ``latest``, which moves under a
+    redeploy.
     """
-    parameter = f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
+    parameter = f"/aws/service/powertools/python/{ARCHITECTURE.name}/{runtime.name}/{version}"
     arn = ssm.StringParameter.value_for_string_parameter(scope, parameter)
     return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
 
@@ -164,7 +175,8 @@ class ChatApi(Construct):
             str(FUNCTIONS_DIR),
             exclude=["**/__pycache__", "**/*.pyc", "*.egg-info", "**/.pytest_cache"],
         )
-        self._layer = powertools_layer(self, settings.powertools_version)
+        self._runtime = python_runtime(settings.python_runtime)
+        self._layer = powertools_layer(self, settings.powertools_version, self._runtime)
         self._package_layers: dict[tuple[str, ...], lambda_.LayerVersion] = {}
 
         # Every value a function may be given; each takes only what it declares.
@@ -231,7 +243,7 @@ class ChatApi(Construct):
             self,
             f"{name}Function",
             description=declared.description,
-            runtime=RUNTIME,
+            runtime=self._runtime,
             architecture=ARCHITECTURE,
             code=self._code,
             handler=declared.handler,
@@ -261,18 +273,18 @@ class ChatApi(Construct):
         return function
 
     def _packages_layer(self, declared: Function) -> list[lambda_.ILayerVersion]:
-        """The function's own packages (``Function.packages``), built for arm64: one
-        layer per set of packages, shared by every function that declares it."""
+        """The function's own packages (``Function.packages``) at uv.lock's versions, built
+        for arm64: one layer per set of packages, shared by every function that declares it."""
         if not declared.packages:
             return []
         layer = self._package_layers.get(declared.packages)
         if layer is None:
+            built = build_layer(declared.packages, ARCHITECTURE.name, self._settings.python_runtime)
             layer = self._package_layers[declared.packages] = lambda_.LayerVersion(
                 self,
                 f"{declared.name}Packages",  # named after the first function to need it
-                code=lambda_.Code.from_asset(str(build_layer(declared.packages)),
-                                             exclude=[".complete"]),
-                compatible_runtimes=[RUNTIME],
+                code=lambda_.Code.from_asset(str(built), exclude=[".complete"]),
+                compatible_runtimes=[self._runtime],
                 compatible_architectures=[ARCHITECTURE],
                 description=", ".join(declared.packages),
             )

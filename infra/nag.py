@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from aws_cdk import Acknowledgment, CfnElement, DefaultStackSynthesizer, Stack, Validations
 from constructs import IConstruct
 
+from infra.settings import DEFAULTS
+
 if TYPE_CHECKING:
     from infra.stack import ChatStack
 
@@ -82,12 +84,19 @@ def acknowledge_findings(stack: ChatStack) -> None:
             "Connection ids are only known at run time; the grant is already scoped "
             "to this API and stage (grant_management_api_access).",
         )
+    tested = f"python{DEFAULTS['python_runtime']}"
     for function in api.functions.values():
+        runtime = function.runtime.name
         _ack(
             function,
             "L1",
-            "Pinned to python3.13, the runtime the handlers are tested on and the one the "
-            "Powertools layer parameter names; bump RUNTIME in infra/api.py to move.",
+            f"Pinned to {runtime}, the python_runtime setting: `make test` runs the "
+            "functions' tests on cdk.json's python_runtime (.venv313, built from uv.lock), "
+            "its layers are built for it and the Powertools layer parameter names it; move "
+            "all of them with cdk.json's python_runtime."
+            if runtime == tested else
+            f"{runtime} was chosen with -c python_runtime; `make test` runs the functions' "
+            f"tests on cdk.json's {tested} only, so this deploy runs on an untested runtime.",
         )
 
     frontend = stack.frontend

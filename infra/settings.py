@@ -6,6 +6,7 @@ flags. Values given with ``-c`` arrive as strings, hence the parsing helpers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,14 @@ DEFAULTS: dict[str, Any] = {
     # new accounts cap at 10; reserving on such an account fails the deploy.
     "reserved_concurrency": None,
     "log_retention_days": 30,
-    # Version of the official Powertools layer, as named in its public SSM parameter
-    # (``latest`` or a release such as ``3.23.0``).
-    "powertools_version": "latest",
+    # Lambda's Python (the function runtime and the layers' wheels). ``make test`` runs the
+    # functions' tests on this version (the Makefile reads it from cdk.json): deploy
+    # another one with ``-c python_runtime=3.12`` only after testing on it.
+    "python_runtime": "3.13",
+    # Version of the official Powertools layer, as named in its public SSM parameter: the
+    # aws-lambda-powertools version in uv.lock, which the tests import
+    # (tests/infra/test_versions.py compares them; README: moving both together).
+    "powertools_version": "3.37.0",
     # Sign-in (auth=cognito): ID and access tokens last this long; the refresh token
     # that renews them, this long (Cognito allows 5 min-1 day, and 1-3650 days).
     "id_token_validity_minutes": 60,
@@ -74,6 +80,7 @@ class StackSettings:
     throttle_burst_limit: int
     reserved_concurrency: int | None
     log_retention_days: int
+    python_runtime: str  # "3.13": Lambda's python3.13
     powertools_version: str
     auth: str  # chat.config.AUTH: "none" or "cognito"
     id_token_validity_minutes: int
@@ -103,6 +110,14 @@ class StackSettings:
         if not 5 <= id_minutes <= 24 * 60 or not 1 <= refresh_days <= 3650:
             raise ValueError("Cognito allows ID tokens of 5-1440 minutes and refresh tokens "
                              f"of 1-3650 days, not {id_minutes} and {refresh_days}")
+        python_runtime = str(get("python_runtime")).strip().removeprefix("python")
+        if not re.fullmatch(r"3\.\d+", python_runtime):
+            raise ValueError(f"python_runtime must be a Python version such as 3.13, "
+                             f"not {get('python_runtime')!r}")
+        powertools_version = str(get("powertools_version")).strip()
+        if not re.fullmatch(r"\d+\.\d+\.\d+", powertools_version):
+            raise ValueError("powertools_version must be an exact release such as 3.37.0 (the "
+                             f"one uv.lock has), not {powertools_version!r}")
         logs_role = str(get("api_gateway_logs_role"))
         if logs_role not in ("create", "existing"):
             raise ValueError(f"api_gateway_logs_role must be create or existing, not {logs_role!r}")
@@ -113,7 +128,8 @@ class StackSettings:
             throttle_burst_limit=burst,
             reserved_concurrency=_as_int(get("reserved_concurrency")),
             log_retention_days=retention,
-            powertools_version=str(get("powertools_version")),
+            python_runtime=python_runtime,
+            powertools_version=powertools_version,
             auth=auth,
             id_token_validity_minutes=id_minutes,
             refresh_token_validity_days=refresh_days,

@@ -182,7 +182,8 @@ class Function:
 
 # What posting to @connections imports beyond boto3 (chat.adapters.management_api):
 # httptools (llhttp) reads the answers to the posts; its wheels for Linux arm64 are ready-built.
-POSTING_PACKAGES: tuple[str, ...] = ("httptools==0.9.0",)
+# Names only: the versions are uv.lock's (pyproject's `layer-posting` group, infra/layers.py).
+POSTING_PACKAGES: tuple[str, ...] = ("httptools",)
 
 
 def _route(key: str, handler: str, description: str, **kwargs: object) -> Function:
@@ -258,9 +259,10 @@ FANOUT_WORKER = Function(
 # Every function of the chat in the open mode (auth=none).
 FUNCTIONS: tuple[Function, ...] = (*ROUTE_FUNCTIONS, FANOUT_WORKER)
 
-# PyJWT verifies the tokens; its RS256 needs cryptography, whose wheels for Linux arm64
-# are abi3 (any CPython >= 3.11), so pip fetches them ready-built: no compiler, no Docker.
-AUTH_PACKAGES: tuple[str, ...] = ("PyJWT==2.15.1", "cryptography==50.0.2")
+# PyJWT verifies the tokens; its RS256 needs cryptography ([crypto]), whose wheels for Linux
+# arm64 are abi3 (any CPython >= 3.11), so they come ready-built: no compiler, no Docker.
+# Names only: the versions are uv.lock's (pyproject's `layer-auth` group, infra/layers.py).
+AUTH_PACKAGES: tuple[str, ...] = ("PyJWT[crypto]",)
 
 AUTHORIZER = Function(
     name="Authorizer",

@@ -59,7 +59,8 @@ def test_powertools_layer_comes_from_the_public_ssm_parameter(synth: Synth) -> N
     (name,) = [k for k in parameters if "powertools" in k.lower()]
     assert parameters[name] == {
         "Type": "AWS::SSM::Parameter::Value<String>",
-        "Default": "/aws/service/powertools/python/arm64/python3.13/latest",
+        "Default": "/aws/service/powertools/python/arm64/python3.13/"
+                   f"{DEFAULTS['powertools_version']}",
     }
 
 
