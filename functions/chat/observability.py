@@ -10,11 +10,11 @@ for traces of two or three AWS calls that the logs already time.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 SERVICE = "chat"
 NAMESPACE = "ServerlessChat"
@@ -26,7 +26,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def instrumented(correlation_id_path: str | None = None) -> Callable[[Handler], Handler]:
-    """Logger context (``clear_state``), EMF flush and the local-run metrics guard."""
+    """Logger context (``clear_state``), EMF flush, and no metrics left behind."""
 
     def decorate(fn: Handler) -> Handler:
         inner = metrics.log_metrics(
@@ -42,9 +42,25 @@ def instrumented(correlation_id_path: str | None = None) -> Callable[[Handler], 
                 # With POWERTOOLS_METRICS_DISABLED, Powertools skips the flush but also
                 # the clear: metrics would pile up for the life of the process (a local
                 # gateway runs for hours) and be printed in bulk once 100 accumulate.
-                if is_metrics_disabled():
-                    metrics.clear_metrics()
+                # After a flush there is nothing left, so clearing always is the same
+                # as clearing when disabled, with public API only.
+                metrics.clear_metrics()
 
         return wrapper
 
     return decorate
+
+
+def count_by(name: str, dimension: str, counts: Mapping[str, int]) -> None:
+    """Emit ``name`` once per value of ``dimension`` (``{value: count}``), now.
+
+    ``metrics``' dimensions apply to every metric of its EMF line, so a metric by a
+    dimension of its own goes out on a line of its own: an ``EphemeralMetrics`` (its
+    state is not shared with ``metrics``) flushed at once, which Powertools skips, as
+    any flush, when metrics are disabled. Keep the values few: each is a metric.
+    """
+    for value, count in counts.items():
+        line = EphemeralMetrics(service=SERVICE, namespace=NAMESPACE)
+        line.add_dimension(name=dimension, value=value)
+        line.add_metric(name=name, unit="Count", value=count)
+        line.flush_metrics()

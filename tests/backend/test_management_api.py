@@ -1,7 +1,7 @@
 """The Management API adapter on its own, against a recorder of what reaches the wire.
 
-The adapter signs with botocore and sends with h11 over its own sockets; these tests
-check what arrives:
+The adapter signs (SigV4, computed by itself) and sends over its own sockets; these
+tests check what arrives:
 the SigV4 signature for ``execute-api`` (verified as API Gateway would), the id
 URL-encoded as boto3 encodes it, each outcome and its retries, reused connections, the
 bound on posts in flight, and the deadline. No test depends on timing: they wait on
@@ -357,7 +357,7 @@ def self_signed(tmp_path: Any) -> tuple[str, str]:
     return str(cert_file), str(key_file)
 
 
-def test_https_is_verified_against_botocores_ca_bundle(
+def test_https_is_verified_against_the_ca_bundle_boto3_is_given(
     recorder, tmp_path, monkeypatch
 ) -> None:
     cert, key = self_signed(tmp_path)
@@ -365,11 +365,13 @@ def test_https_is_verified_against_botocores_ca_bundle(
     context.load_cert_chain(cert, key)
     recorder.socket = context.wrap_socket(recorder.socket, server_side=True)
     url = recorder.url.replace("http://", "https://")
-    # Not in botocore's bundle: refused before anything is sent, and not retried.
+    # Not in the system's trust store: refused before anything is sent, and not retried.
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
     assert adapter(url).post("c1", b"{}") == "failed"
     assert recorder.received == []
-    # Trusted: posted over TLS on a kept-alive connection.
-    monkeypatch.setattr(management_api, "get_cert_path", lambda _verify: cert)
+    # Trusted through boto3's own setting (AWS_CA_BUNDLE): posted over TLS on a
+    # kept-alive connection.
+    monkeypatch.setenv("AWS_CA_BUNDLE", cert)
     api = adapter(url)
     assert [api.post(f"c{n}", b"{}") for n in range(3)] == ["sent"] * 3
     assert len({r.client_port for r in recorder.received}) == 1
@@ -474,3 +476,125 @@ def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
         assert first != second
     finally:
         endpoint.close()
+
+
+# -- failures that speak: metrics and logs -----------------------------------------------------
+
+
+PAYLOAD = b'{"type": "message", "text": "words nobody else may read"}'
+
+
+@pytest.fixture
+def counted() -> Iterator[Any]:
+    """What the adapter counted on Powertools' ``metrics``: ``{name: total}``."""
+    from chat.observability import metrics
+
+    metrics.clear_metrics()
+
+    def totals() -> dict[str, float]:
+        emf = metrics.serialize_metric_set()
+        names = [m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+        return {name: sum(emf[name]) if isinstance(emf[name], list) else emf[name]
+                for name in names}
+
+    yield totals
+    metrics.clear_metrics()
+
+
+def emf_lines(out: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF objects Powertools printed."""
+    import json
+
+    return [obj for obj in (json.loads(line) for line in out.splitlines()
+                            if line.startswith("{")) if "_aws" in obj]
+
+
+def by_reason(out: str, name: str = "PostsFailed") -> dict[str, float]:
+    found: dict[str, float] = {}
+    for emf in emf_lines(out):
+        (directive,) = emf["_aws"]["CloudWatchMetrics"]
+        if [m["Name"] for m in directive["Metrics"]] == [name]:
+            assert directive["Namespace"] == "ServerlessChat"
+            assert sorted(directive["Dimensions"][0]) == ["reason", "service"]
+            value = emf[name]
+            found[emf["reason"]] = found.get(emf["reason"], 0) + (
+                sum(value) if isinstance(value, list) else value)
+    return found
+
+
+def test_each_ending_is_counted_and_failures_are_logged_at_error_with_their_reason(
+    recorder, counted, json_logs, capsys
+) -> None:
+    recorder.script.statuses.update({
+        "gone": [410], "busy": [429], "no": [403], "bad": [400], "down": [500]})
+    delivery = adapter(recorder.url).post_many(
+        ["ok-1", "ok-2", "gone", "busy", "no", "bad", "down"], PAYLOAD)
+    assert sorted(delivery.failed) == ["bad", "no"]
+    assert sorted(delivery.unsent) == ["busy", "down"]
+    assert counted() == {"PostsSent": 2, "PostsGone": 1, "PostsThrottled": 1,
+                         "PostsFailed": 3}
+    out = capsys.readouterr().out
+    assert by_reason(out) == {"forbidden": 1, "rejected": 1, "server_error": 1}
+    errors = {line["reason"]: line for line in json_logs() if line["level"] == "ERROR"}
+    assert set(errors) == {"forbidden", "rejected", "server_error"}  # not gone, throttled
+    assert errors["forbidden"]["targets"] == ["no"]
+    assert errors["forbidden"]["status"] == 403
+    assert errors["server_error"]["attempts"] == 3
+    assert all(line["message"] == "posts failed" for line in errors.values())
+    assert b"nobody else" not in (out + repr(errors)).encode()
+    assert CREDENTIALS.token not in out + repr(errors)
+
+
+def test_a_timed_out_post_is_counted_as_timed_out_not_logged_as_an_error(
+    recorder, counted, json_logs, monkeypatch
+) -> None:
+    monkeypatch.setattr(management_api, "READ_TIMEOUT_S", 0.2)
+    recorder.script.slow["late"] = 3.0
+    assert adapter(recorder.url).post("late", PAYLOAD) == "failed"
+    assert counted() == {"PostsTimedOut": 1}
+    assert not [line for line in json_logs() if line["level"] == "ERROR"]
+
+
+def test_posts_cut_off_by_the_deadline_count_as_timed_out(recorder, counted) -> None:
+    recorder.script.gate.clear()
+    delivery = adapter(recorder.url, concurrency=2).post_many(
+        [f"c{n}" for n in range(5)], PAYLOAD, deadline=time.monotonic() + 0.3)
+    recorder.script.gate.set()
+    assert len(delivery.failed) + len(delivery.unsent) == 5
+    assert counted() == {"PostsTimedOut": 5}
+
+
+class _BrokenRefresh(Exception):
+    pass
+
+
+def expired_credentials() -> Any:
+    """botocore's refreshable credentials, expired, whose refresh fails (the credential
+    endpoint down): signing cannot get a key."""
+    from botocore.credentials import RefreshableCredentials
+
+    def refresh() -> dict[str, str]:
+        raise _BrokenRefresh("credential endpoint unreachable")
+
+    return RefreshableCredentials.create_from_metadata(
+        {"access_key": "AKIDEXAMPLE", "secret_key": "old-secret", "token": "old-token",
+         "expiry_time": "2020-01-01T00:00:00Z"},
+        refresh_using=refresh, method="test")
+
+
+@pytest.mark.parametrize("credentials", [None, "expired"], ids=["none", "expired"])
+def test_when_signing_fails_every_post_is_failed_logged_and_counted(
+    recorder, counted, json_logs, capsys, credentials
+) -> None:
+    creds = expired_credentials() if credentials == "expired" else None
+    api = ManagementApi(recorder.url, region=REGION, credentials=creds, concurrency=2)
+    delivery = api.post_many(["a", "b", "c"], PAYLOAD)
+    assert sorted(delivery.failed) == ["a", "b", "c"]
+    assert recorder.received == []
+    assert counted() == {"PostsFailed": 3}
+    assert by_reason(capsys.readouterr().out) == {"signing": 3}
+    [error] = [line for line in json_logs() if line["level"] == "ERROR"]
+    assert error["reason"] == "signing" and error["count"] == 3
+    assert error["targets"] == ["a", "b", "c"]
+    assert error["error_type"] == ("NoCredentialsError" if creds is None else "_BrokenRefresh")
+    assert "old-secret" not in repr(error) and "old-token" not in repr(error)

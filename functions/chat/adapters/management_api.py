@@ -21,17 +21,25 @@ function's CPU per message). Connections stay open between calls (a warm Lambda 
 them); one the server closed while idle is dropped before it is used again, and one
 whose answer failed or timed out is never used again.
 
-Signing is SigV4 for ``execute-api`` (botocore's ``SigV4Auth`` gives the scope) over a
-canonical request built for the one shape a post has: ``POST``, no query, the signed
-headers ``host``, ``x-amz-date`` and ``x-amz-security-token``, the payload's SHA-256.
-What is the same for every post of a call (the date, the scope, the signing key, the
-headers, the payload's hash) is computed once per call rather than once per post.
+Signing is SigV4 for ``execute-api``, computed here from AWS's published
+specification (hmac and hashlib; no botocore internals, so a runtime's botocore update
+cannot change it) over a canonical request built for the one shape a post has:
+``POST``, no query, the signed headers ``host``, ``x-amz-date`` and
+``x-amz-security-token``, the payload's SHA-256. What is the same for every post of a
+call (the date, the scope, the signing key, the headers, the payload's hash) is
+computed once per call rather than once per post. Of botocore it uses only the
+credentials' public interface (``get_frozen_credentials``).
 ``tests/backend/test_management_api.py`` verifies the posts that arrive with
-botocore's own canonical request and signature.
+botocore's own signer (``SigV4Auth.add_auth``). HTTPS trusts the CA bundle boto3 is
+told to use (``AWS_CA_BUNDLE``), else the system's store (``ssl.create_default_context``).
 
 Every recipient gets its post whatever happens to the others: a 410 Gone is reported
 back (the caller removes the connection), a 429 or 5xx is retried with backoff, anything
-else is logged and counted, never raised. A post is retried only when API Gateway
+else is logged and counted, never raised. Each call counts its posts by how they ended
+(Powertools metrics ``PostsSent``, ``PostsGone``, ``PostsThrottled``, ``PostsTimedOut``,
+``PostsFailed``; ``PostsFailed`` also by ``reason``, one of ``FAILURE_REASONS``), and
+logs each reason a post failed for at ERROR, once per call, with the recipients' ids
+and what went wrong, never the payload or a credential. A post is retried only when API Gateway
 answered that it did not take it (429, 5xx) or when the connection to it was never
 made. Never after a read timeout: a post whose answer timed out has usually been
 delivered, and a retry would show the recipient the same event twice (botocore's
@@ -41,30 +49,28 @@ standard retry mode would have retried it).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import heapq
 import hmac
 import itertools
+import os
 import random
 import selectors
 import socket
 import ssl
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from hashlib import sha256
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import httptools
-from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.exceptions import NoCredentialsError
-from botocore.httpsession import get_cert_path
 
 from chat.model import Delivery, PostOutcome
-from chat.observability import logger
+from chat.observability import count_by, logger, metrics
 
 # Tight timeouts: a hung post must fail fast rather than run the Lambda into its timeout.
 CONNECT_TIMEOUT_S = 1  # TCP connect and TLS handshake
@@ -77,14 +83,35 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _READ_SIZE = 64 * 1024
 _WANT_READ = selectors.EVENT_READ
 _WANT_WRITE = selectors.EVENT_WRITE
+_SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"  # ISO 8601 basic format, UTC (the SigV4 spec's)
+
+# Why a post did not deliver, when it is none of gone, throttled or timed out: the
+# ``reason`` dimension of ``PostsFailed`` and of its ERROR log line (kept this short:
+# a metric per value).
+FAILURE_REASONS = (
+    "signing",  # no credentials, or they could not be read or refreshed
+    "tls",  # the TLS handshake failed (e.g. a certificate not to trust)
+    "connect",  # the connection never opened, every attempt
+    "connection",  # reset, closed or garbage after the request went out
+    "forbidden",  # 401/403: the signature or the role's grant was refused
+    "rejected",  # another 4xx (e.g. 400, 413)
+    "server_error",  # 5xx, every attempt
+)
+# How a post ended, by the metric that counts it.
+_THROTTLED, _TIMED_OUT = "throttled", "timed_out"
+_METRIC = {"sent": "PostsSent", "gone": "PostsGone", _THROTTLED: "PostsThrottled",
+           _TIMED_OUT: "PostsTimedOut"}
+FAILED_METRIC = "PostsFailed"
 
 
 class _Answer(NamedTuple):
-    """One attempt: its outcome, whether trying again is safe and may help, and what
+    """One attempt: its outcome, whether trying again is safe and may help, why it did
+    not deliver (``throttled``, ``timed_out`` or one of ``FAILURE_REASONS``) and what
     went wrong (for the log)."""
 
     outcome: PostOutcome
     retry: bool = False
+    reason: str = ""
     problem: dict[str, Any] | None = None
 
 
@@ -121,11 +148,13 @@ class ManagementApi:
         if parts.port == (443 if self.tls else 80):
             self.host_header = parts.hostname
         self.path_prefix = parts.path + "/@connections/"
-        # HTTPS verifies against botocore's CA bundle, one TLS context for every
+        # HTTPS verifies against the CA bundle boto3 would be told to use
+        # (``AWS_CA_BUNDLE``), else the system's trust store; one TLS context for every
         # connection (loading the bundle per connection would cost more than a post).
         self.context: ssl.SSLContext | None = None
         if self.tls:
-            self.context = ssl.create_default_context(cafile=get_cert_path(True))
+            self.context = ssl.create_default_context(
+                cafile=os.environ.get("AWS_CA_BUNDLE") or None)
         self._idle: list[_Connection] = []  # kept alive between calls
         self._idle_lock = threading.Lock()
 
@@ -186,19 +215,20 @@ class ManagementApi:
 class _Signer:
     """Signs the posts of one call for ``execute-api``, with one timestamp.
 
-    botocore's ``SigV4Auth`` gives the credential scope; the signing key, derived from
-    the secret, the date, the region and the service by four HMACs, is the same for
-    every post of the call, so it is derived once (``SigV4Auth.signature`` derives it
-    again for every request, two thirds of a post's signing), and each post pays the
-    hash of its canonical request and one HMAC.
+    AWS Signature Version 4 as AWS documents it ("Create a signed AWS API request"):
+    the credential scope is ``date/region/service/aws4_request``; the signing key,
+    derived from the secret, the date, the region and the service by four HMACs, is the
+    same for every post of the call, so it is derived once (botocore's ``SigV4Auth``
+    derives it again for every request, two thirds of a post's signing), and each post
+    pays the hash of its canonical request and one HMAC.
     """
 
     def __init__(self, api: ManagementApi, data: bytes) -> None:
         if api.credentials is None:
             raise NoCredentialsError()  # as a boto3 client would fail
         frozen = api.credentials.get_frozen_credentials()
-        stamp = datetime.datetime.now(datetime.UTC).strftime(SIGV4_TIMESTAMP)
-        scope = SigV4Auth(frozen, SIGNING_NAME, api.region).credential_scope(_Stamp(stamp))
+        stamp = time.strftime(_SIGV4_TIMESTAMP, time.gmtime())
+        scope = f"{stamp[:8]}/{api.region}/{SIGNING_NAME}/aws4_request"
         key = f"AWS4{frozen.secret_key}".encode()
         for part in (stamp[:8], api.region, SIGNING_NAME, "aws4_request"):
             key = hmac.new(key, part.encode(), sha256).digest()
@@ -236,13 +266,6 @@ class _Signer:
         head = (f"POST {path} HTTP/1.1\r\n{self._head}"
                 f"Authorization: {self._authorization}{signature}\r\n\r\n")
         return head.encode("latin-1") + self._data
-
-
-class _Stamp:
-    """What ``SigV4Auth`` reads of a request to scope and sign it: its timestamp."""
-
-    def __init__(self, timestamp: str) -> None:
-        self.context = {"timestamp": timestamp}
 
 
 class _Connection:
@@ -323,6 +346,10 @@ class _Fanout:
         self.selector: selectors.BaseSelector | None = None
         self.signer: _Signer | None = None
         self.address: tuple[Any, ...] | None = None
+        # Why each post's last attempt did not deliver (its _Answer.reason), and what
+        # went wrong with the posts that ended undelivered (for the log).
+        self.reasons: dict[str, str] = {}
+        self.finished: set[str] = set()
         self.problems: list[dict[str, Any]] = []
 
     # -- the loop --------------------------------------------------------------------------
@@ -335,8 +362,12 @@ class _Fanout:
         try:
             self.signer = _Signer(self.api, self.data)
         except Exception as exc:  # no credentials, or none to refresh
-            logger.debug("post_to_connection failed", extra={"error": str(exc)})
-            return [(cid, "failed") for cid in self.targets]
+            problem = {"error_type": type(exc).__name__, "error": _said(exc)}
+            for cid in self.targets:
+                self.outcomes[cid], self.reasons[cid] = "failed", "signing"
+                self.finished.add(cid)
+                self.problems.append({"target": cid, "attempts": 0, **problem})
+            return self._report()
         self.free = self.api._checkout(min(self.api.concurrency, len(self.targets)))
         self.selector = selectors.DefaultSelector()
         try:
@@ -347,11 +378,47 @@ class _Fanout:
             self.selector.close()
             parked = [entry[4] for entry in self.later if entry[4] is not None]
             self.api._checkin([c for c in [*self.free, *parked] if c.open])
+        return self._report()
+
+    def _report(self) -> list[tuple[str, PostOutcome]]:
+        """Count every post by how it ended, log the failures; the outcomes."""
+        results = [(cid, self.outcomes.get(cid, "unsent")) for cid in self.targets]
+        ended: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        for cid, outcome in results:
+            if outcome in ("sent", "gone"):
+                ended[outcome] += 1
+                continue
+            reason = self.reasons.get(cid) or "unknown"
+            if cid not in self.finished:
+                # Cut off by the deadline: never started, in flight, or waiting out the
+                # backoff of a refusal (a 429's counts as throttled).
+                reason = _THROTTLED if reason == _THROTTLED else _TIMED_OUT
+            if reason in _METRIC:
+                ended[reason] += 1
+            else:
+                failed[reason] += 1
+        for how, count in ended.items():
+            metrics.add_metric(name=_METRIC[how], unit="Count", value=count)
+        if failed:
+            metrics.add_metric(name=FAILED_METRIC, unit="Count", value=failed.total())
+            count_by(FAILED_METRIC, "reason", failed)
         for problem in self.problems:
-            # Debug, not warning: the caller logs one line per fan-out with everyone it
-            # could not reach (a throttled big room would otherwise log a line per post).
+            reason = problem["reason"] = self.reasons.get(problem["target"], "")
+            if reason in failed:
+                continue
+            # Debug: gone, throttled and timed out are expected under load; the caller
+            # logs one line per fan-out with everyone it could not reach.
             logger.debug("post_to_connection failed", extra=problem)
-        return [(cid, self.outcomes.get(cid, "unsent")) for cid in self.targets]
+        for reason, count in failed.items():
+            # One line per reason a post failed for: its recipients (their ids, never
+            # the payload) and what the first of them met.
+            mine = [p for p in self.problems if p["reason"] == reason]
+            logger.error("posts failed", extra={
+                **mine[0], "reason": reason, "count": count,
+                "targets": [p["target"] for p in mine[:20]],
+            })
+        return results
 
     def _loop(self) -> None:
         assert self.selector is not None
@@ -385,10 +452,11 @@ class _Fanout:
             for conn in [c for c in self.busy if c.timeout_at <= now]:
                 if conn.open:  # sent, no answer in time: probably delivered
                     self._drop(conn)  # its answer may still come: never reuse it
-                    self._finish(conn, _Answer("failed", problem={"error": "read timeout"}))
+                    self._finish(conn, _Answer("failed", reason=_TIMED_OUT,
+                                               problem={"error": "read timeout"}))
                 else:  # never connected: never sent
-                    self._finish(conn, _Answer(
-                        "unsent", retry=True, problem={"error": "connect timeout"}))
+                    self._finish(conn, _Answer("unsent", retry=True, reason="connect",
+                                               problem={"error": "connect timeout"}))
 
     def _room(self) -> bool:
         """Whether another post may start: fewer than ``limit`` in flight or waiting
@@ -424,11 +492,13 @@ class _Fanout:
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             code = conn.sock.connect_ex(address)
         except OSError as exc:  # no such host, no sockets left: never sent
-            self._finish(conn, _Answer("unsent", retry=True, problem={"error": str(exc)}))
+            self._finish(conn, _Answer("unsent", retry=True, reason="connect",
+                                       problem={"error": _said(exc)}))
             return
         if code not in (0, errno.EINPROGRESS):  # refused at once: never sent
             self._finish(conn, _Answer(
-                "unsent", retry=True, problem={"error": errno.errorcode.get(code, str(code))}))
+                "unsent", retry=True, reason="connect",
+                problem={"error": errno.errorcode.get(code, str(code))}))
             return
         self._want(conn, _WANT_WRITE)
 
@@ -462,9 +532,11 @@ class _Fanout:
         except ssl.SSLWantWriteError:
             return self._want(conn, _WANT_WRITE)
         except ssl.SSLError as exc:  # e.g. a certificate not to trust: never again
-            return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
+            return self._finish(conn, _Answer("failed", reason="tls",
+                                              problem={"error": _said(exc)}))
         except OSError as exc:  # refused, unreachable, reset: never sent
-            return self._finish(conn, _Answer("unsent", retry=True, problem={"error": str(exc)}))
+            return self._finish(conn, _Answer("unsent", retry=True, reason="connect",
+                                              problem={"error": _said(exc)}))
         conn.open = True
         self._send(conn, time.monotonic())
 
@@ -486,7 +558,8 @@ class _Fanout:
             return self._want(conn, _WANT_READ)
         except OSError as exc:  # reset mid-request: it may have arrived
             self._drop(conn)
-            return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
+            return self._finish(conn, _Answer("failed", reason="connection",
+                                              problem={"error": _said(exc)}))
         self._want(conn, _WANT_READ)
 
     def _read(self, conn: _Connection) -> None:
@@ -513,7 +586,8 @@ class _Fanout:
         except (OSError, httptools.HttpParserError) as exc:
             # A reset or garbage after the request went out: it may have arrived.
             self._drop(conn)
-            return self._finish(conn, _Answer("failed", problem={"error": str(exc)}))
+            return self._finish(conn, _Answer("failed", reason="connection",
+                                              problem={"error": _said(exc)}))
 
     def _answered(self, conn: _Connection) -> None:
         status = conn.status
@@ -526,7 +600,8 @@ class _Fanout:
             code = (conn.error_type or "").split(":")[0] or None
             problem = {"error_code": code, "status": status}
             answer = _Answer("unsent" if status in _RETRY_STATUSES else "failed",
-                             retry=status in _RETRY_STATUSES, problem=problem)
+                             retry=status in _RETRY_STATUSES, reason=_reason(status),
+                             problem=problem)
         if status == 429 and conn.sent_at >= self._cut_at:
             self.limit = max(1.0, self.limit / 2)
             self._cut_at = time.monotonic()
@@ -542,6 +617,7 @@ class _Fanout:
         """Record the attempt's answer; put ``conn`` to its next post, or aside."""
         cid, attempt = conn.target, conn.attempt
         self.busy.discard(conn)
+        self.reasons[cid] = answer.reason
         usable = conn.open and conn.sock is not None
         if not usable:
             self._drop(conn)
@@ -555,6 +631,7 @@ class _Fanout:
                                         attempt + 1, conn if usable else None))
             return
         self.outcomes[cid] = answer.outcome
+        self.finished.add(cid)
         if answer.outcome in ("unsent", "failed"):
             self.problems.append({"target": cid, "attempts": attempt, **(answer.problem or {})})
         if not usable:
@@ -585,3 +662,17 @@ class _Fanout:
         if events and conn.sock is not None:
             self.selector.register(conn.sock, events, conn)
             conn.registered, conn.events = conn.sock, events
+
+
+def _reason(status: int) -> str:
+    """Why an answer of ``status`` (not 2xx, not 410) did not deliver."""
+    if status == 429:
+        return _THROTTLED
+    if status >= 500:
+        return "server_error"
+    return "forbidden" if status in (401, 403) else "rejected"
+
+
+def _said(exc: BaseException) -> str:
+    """What an exception says, for a log line: its first 200 characters."""
+    return str(exc)[:200] or type(exc).__name__
