@@ -3,8 +3,9 @@
     .venv/bin/python bench/e2e.py --json --clients 50 --rooms 1 --rate-per-client 0.4 --seconds 25
     .venv/bin/python bench/e2e.py --json --url wss://<api>.execute-api.<region>.amazonaws.com/prod
 
-Without ``--url`` it starts ``python -m local_gateway --no-state`` itself (exactly what
-``make dev`` runs, in memory) and loads it; with ``--url`` it loads whatever stage is
+Without ``--url`` it starts ``python -m local_gateway`` itself and loads it: with
+``--state`` exactly as ``make dev`` runs it (its tables kept in a fresh ``--state-dir``),
+else ``--no-state`` (in memory); with ``--url`` it loads whatever stage is
 there, e.g. a deployed one (mind the bill and the stage's throttle: 50 rps by default).
 Never pointed at AWS by the tests.
 
@@ -297,13 +298,18 @@ def websocket_transport(url: str) -> Connect:
 
 
 async def load_local_gateway(
-    *, gateway_args: list[str] | None = None, **load: Any
+    *, gateway_args: list[str] | None = None, state: bool = False, **load: Any
 ) -> tuple[LoadResult, str]:
-    """``run_load`` against a fresh ``python -m local_gateway --no-state``; returns the
-    result and the gateway's output."""
+    """``run_load`` against a fresh ``python -m local_gateway`` (``--no-state``, or with
+    ``state`` its tables kept in a temporary ``--state-dir`` as ``make dev`` keeps them in
+    ``.local``); returns the result and the gateway's output."""
+    import tempfile
+
     from local_gateway.testing import GatewayProcess
 
-    with GatewayProcess(args=gateway_args or []) as gw:
+    with contextlib.ExitStack() as stack:
+        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory())) if state else None
+        gw = stack.enter_context(GatewayProcess(state_dir=state_dir, args=gateway_args or []))
         result = await run_load(websocket_transport(gw.websocket_url), **load)
         output = gw.output
     return result, output
@@ -324,8 +330,13 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 5; 0: measure from the first message)")
     p.add_argument("--url", help="load this stage (e.g. wss://…/prod) instead of starting "
                                  "python -m local_gateway")
+    p.add_argument("--state", action="store_true",
+                   help="keep the gateway's tables in a temporary --state-dir, as make dev "
+                        "does (default: --no-state)")
     p.add_argument("--gateway-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for python -m local_gateway (repeatable)")
+    p.add_argument("--gateway-log", type=Path, metavar="PATH",
+                   help="write the local gateway's output there (one line per invocation)")
     p.add_argument("--seed", type=int)
     return p
 
@@ -341,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run_load(websocket_transport(a.url), **load))
         target = a.url
     else:
-        result, _ = asyncio.run(load_local_gateway(gateway_args=a.gateway_arg, **load))
-        target = "python -m local_gateway"
+        result, output = asyncio.run(load_local_gateway(
+            gateway_args=a.gateway_arg, state=a.state, **load))
+        if a.gateway_log:
+            a.gateway_log.write_text(output, encoding="utf-8")
+        target = "python -m local_gateway" + (" (state on)" if a.state else " --no-state")
     summary = {**result.summary(), "target": target}
     if a.json:
         from bench.machine import machine

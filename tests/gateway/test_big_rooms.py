@@ -39,3 +39,37 @@ def test_a_room_of_three_shards_gets_every_message_once_through_the_queue():
         finally:
             for client in clients:
                 client.close()
+
+
+def test_a_backlog_is_drained_by_several_worker_invocations_at_once():
+    """Work items waiting together are not invoked one after another: the event source
+    receives them together and runs their invocations side by side, within the
+    concurrency of the mapping."""
+    settings = GatewaySettings(port=0, state_dir=None)
+    settings.function_settings["FANOUT_SHARD_SIZE"] = "1"
+    room = unique_room()
+    with GatewayThread(settings) as gw:
+        clients = [open_client(gw.websocket_url, f"username=u{i}&room={room}") for i in range(6)]
+        try:
+            # One message to six shards of one: five work items in one SendMessageBatch,
+            # waiting in the queue together. Then two more.
+            for n in range(3):
+                clients[0].send({"action": "new_message", "text": f"m{n}"})
+            for client in clients:
+                texts = sorted(client.recv_type("message")["text"] for _ in range(3))
+                assert texts == ["m0", "m1", "m2"]
+            for client in clients:
+                client.assert_no_events()
+            (poller,) = gw.gateway.pollers
+            deadline = time.monotonic() + 30
+            while poller.stats["deleted"] < 3 * 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert poller.stats == {"batches": 15, "deleted": 15, "failed": 0}
+            # More than one invocation ran at once, never more than the mapping allows,
+            # and the items came in fewer receives than there were invocations.
+            workers = settings.trigger_settings[poller.trigger.max_concurrency.key]
+            assert 2 <= poller.peak_in_flight <= workers
+            assert poller.receives < poller.stats["batches"]
+        finally:
+            for client in clients:
+                client.close()
