@@ -58,6 +58,7 @@ class Gateway:
         mock_routes: Mapping[str, str] = MOCK_ROUTES,
         tables: Iterable[TableSpec] = TABLES,
         connection_ids: Callable[[], str] = new_gateway_id,
+        runner: Callable[[Gateway], Any] | None = None,
     ) -> None:
         self.settings = settings or GatewaySettings()
         self.functions = tuple(functions_for(self.settings.auth) if functions is None
@@ -70,6 +71,9 @@ class Gateway:
         self.queues = LocalQueues(QUEUES, self.settings.queue_visibility_timeout_s)
         self.pollers: list[SqsPoller] = []
         self._connection_ids = connection_ids
+        # Makes the function pool once the resources exist (``cdk_out.DeployedApp.runner``:
+        # the synthesized app under awslambdaric); None: ``runtime``'s processes.
+        self._make_pool = runner
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._listener: management_api.Listener | None = None
@@ -143,6 +147,7 @@ class Gateway:
             self.functions, s,
             environment_values=self.environment_values(),
             runtime_environment=self.runtime_environment(),
+            pool=self._make_pool(self) if self._make_pool is not None else None,
         )
         router = Router(self.lambdas, self.functions, self.mock_routes)
         self.stage = Stage(s, router, port=lambda: self.port,

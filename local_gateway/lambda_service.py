@@ -42,11 +42,14 @@ class LambdaService:
         *,
         environment_values: Mapping[str, str],
         runtime_environment: Mapping[str, str],
+        pool: Any = None,
     ) -> None:
         self.settings = settings
         self.declared: dict[str, Function] = {fn.name: fn for fn in declared}
         self.stats = Stats()
-        self._pool = FunctionPool()
+        # ``pool``: another way to run the functions with FunctionPool's interface
+        # (``runtime_api.RuntimeApiPool``: awslambdaric, for --from-cdk-out).
+        self._pool = pool if pool is not None else FunctionPool()
         self._functions: dict[str, LambdaFunction] = {}
         for fn in self.declared.values():
             environment = {
