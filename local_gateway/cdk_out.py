@@ -734,6 +734,11 @@ class DeployedApp:
         self.pool: Any = None  # the RuntimeApiPool, once the gateway has made it
 
     @property
+    def source(self) -> str:
+        """What the functions come from, for the banner."""
+        return f"{self.assembly.outdir} (awslambdaric)"
+
+    @property
     def auth(self) -> str:
         """The auth mode the template was synthesized in (its $connect authorizer)."""
         cognito = any(isinstance(fn.trigger, ConnectAuthorizer) for fn in self.functions)
@@ -834,3 +839,31 @@ def _replace(fn: DeployedFunction, **changes: Any) -> DeployedFunction:
     import dataclasses
 
     return dataclasses.replace(fn, **changes)
+
+
+def deployed_app(outdir: Path, settings: Any) -> DeployedApp:
+    """``--from-cdk-out DIR``: the app, its folders built, ``settings`` given the
+    template's trigger settings; a clear message and exit 1 if it cannot be served.
+
+    Function settings given on the command line (``--fanout-shard-size 2``) override the
+    template's where it sets them; ``--auth`` must be the mode the app was synthesized in
+    (``npx cdk synth -c auth=cognito``)."""
+    from chat.config import AUTH
+    from chat.config import SETTINGS as FUNCTION_SETTINGS
+
+    defaults = {s.env_var: str(s.default) for s in FUNCTION_SETTINGS if s.env_var}
+    overrides = {k: v for k, v in settings.function_settings.items()
+                 if k != AUTH.env_var and defaults.get(k) != v}
+    try:
+        app = DeployedApp(outdir, overrides=overrides)
+        if settings.auth != AUTH.default and settings.auth != app.auth:
+            raise CdkOutError(f"{outdir} was synthesized with auth={app.auth}: synthesize "
+                              f"it with -c auth={settings.auth} to serve that")
+        settings.trigger_settings.update(app.trigger_settings())
+        print(f"Preparing {app.source} (Python {PYTHON_VERSION}, layers for this machine; "
+              f"cached in {BUILD.relative_to(REPO_ROOT)}/)...", flush=True)
+        app.prepare()
+    except CdkOutError as exc:
+        print(f"Cannot serve {outdir}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    return app
