@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from chat.config import SETTINGS as FUNCTION_SETTINGS
 from local_gateway import logs
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="static files served at / (default: <repo>/frontend)")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="log every event and response, and the handlers' INFO logs")
+    p.add_argument("--from-cdk-out", type=Path, metavar="DIR",
+                   help="serve a synthesized app (npx cdk synth -o DIR) instead of the "
+                        "source tree: each function from its code asset and layers, under "
+                        "awslambdaric on Python 3.13, with the template's environment")
     limits = p.add_argument_group("limits (defaults: API Gateway's and the CDK app's)")
     limits.add_argument("--max-frame-bytes", type=int, default=defaults.max_frame_bytes)
     limits.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
@@ -114,9 +119,10 @@ def settings_from_args(argv: list[str] | None = None) -> GatewaySettings:
     )
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def serve(settings: GatewaySettings, app: Any = None) -> None:
     started = time.monotonic()
-    gateway = Gateway(settings)
+    # app: a cdk_out.DeployedApp (--from-cdk-out), or None for chat.functions.
+    gateway = Gateway(settings, **(app.gateway_kwargs() if app is not None else {}))
     await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -126,7 +132,8 @@ async def serve(settings: GatewaySettings) -> None:
              else "tables in memory only")
     print(
         f"Local chat gateway ready in {time.monotonic() - started:.1f} s "
-        f"(stage 'local', functions from chat.functions, DynamoDB on moto, {state})\n"
+        f"(stage 'local', functions from {app.source if app else 'chat.functions'}, "
+        f"DynamoDB on moto, {state})\n"
         f"  Page:       {gateway.http_url}/\n"
         f"  WebSocket:  {gateway.websocket_url}\n"
         f"{_how_to_connect(gateway)}"
@@ -155,6 +162,11 @@ def _how_to_connect(gateway: Gateway) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(argv)
+    app = None
+    cdk_out = _parser().parse_args(argv).from_cdk_out
+    if cdk_out is not None:  # exits 1, saying why, if it cannot be served
+        from local_gateway.cdk_out import deployed_app
+        app = deployed_app(cdk_out, settings)
     # Every line, whichever library writes it, with sign-in tokens redacted (logs.py).
     logs.install(level=logging.INFO, fmt="%(asctime)s.%(msecs)03d %(message)s",
                  datefmt="%H:%M:%S")
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("botocore", "boto3", "werkzeug", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, app))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"Port {settings.port} on {settings.host} is already in use: stop the "
