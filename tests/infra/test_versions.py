@@ -74,7 +74,7 @@ def test_every_dependency_has_a_tested_floor() -> None:
     for requirement in requirements:
         assert ">=" in requirement, f"{requirement} has no floor"
     bounded = {canonical(NAME.match(r)[0]): r for r in requirements if "<" in r}
-    assert {"boto3", "moto"} <= set(bounded)
+    assert {"moto", "aws-lambda-powertools"} <= set(bounded)
 
 
 def test_the_local_set_is_enough_for_the_gateway_and_nothing_more() -> None:
