@@ -1,7 +1,8 @@
-// The page's wiring: fetch config.json, then hand the page to the join form (or to
+// The page's wiring: the language first, then config.json, then the join form (or
 // signing in first, with auth: cognito). Each module below has one job:
 //   dom.js       the page's elements, el(), the notice
 //   state.js     what the wiring modules share (config, sign-in, the room session)
+//   localize.js  the page in the reader's language, and the switch
 //   join.js      the join form            signin.js   the sign-in forms
 //   chat.js      one room session         incoming.js the server's events applied to it
 //   composer.js  writing and sending      screen.js   drawing the session; view.js as text
@@ -9,14 +10,20 @@
 //   protocol.js  the wire contract        connection.js one resilient WebSocket
 //   store.js     a room's messages        history.js  pages of the past, catch-up
 //   outbox.js    our messages on the way  cognito.js, session.js  signing in
+//   i18n.js      words and formats per language (catalogs in frontend/i18n/)
 
-import { setChatHooks, startSession, wireChat } from './chat.js';
+import { labelRoom, setChatHooks, startSession, wireChat } from './chat.js';
 import { wireComposer } from './composer.js';
+import { $, ui } from './dom.js';
 import { prefill, showRules, wireJoinForm } from './join.js';
+import { onLanguageChange, startLanguage } from './localize.js';
 import { rules } from './protocol.js';
-import { wireScreen } from './screen.js';
+import { renderAll, renderOnlineList, renderTypingLine, updateOlderButton, wireScreen } from './screen.js';
 import { sessionEnded, startSignIn, wireSignIn } from './signin.js';
 import { app } from './state.js';
+import { renderStatus } from './view.js';
+
+const languageReady = startLanguage();
 
 // config.json is fetched relative to the page: the local gateway and CloudFront both
 // serve it next to index.html, each with its own WebSocket URL and the protocol's rules.
@@ -37,6 +44,22 @@ wireChat({ onLeave: prefill });
 wireComposer();
 wireScreen();
 
+// Another language: whatever was written from code is written again.
+onLanguageChange(() => {
+  if (app.config) showRules(app.config);
+  if (app.auth) $('signup-username-hint').textContent = app.config.rules.usernameHint;
+  const s = app.session;
+  if (!s) return;
+  labelRoom(s);
+  renderStatus(ui.status, s.conn.state, s.conn.retryAt);
+  renderAll(s);
+  updateOlderButton(s);
+  renderOnlineList(s);
+  renderTypingLine(s);
+});
+
+app.configPromise.catch(() => {}); // said on the join form when the user tries to join
+await languageReady.catch(() => {}); // no catalog at all: keys show, the chat still works
 app.configPromise.then(
   (c) => {
     app.config = c;

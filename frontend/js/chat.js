@@ -5,6 +5,7 @@
 import { Connection } from './connection.js';
 import { showNotice, ui } from './dom.js';
 import { HistoryLoader } from './history.js';
+import { t } from './i18n.js';
 import { onFrame } from './incoming.js';
 import { Outbox } from './outbox.js';
 import { bearerProtocols, frames, socketUrl } from './protocol.js';
@@ -45,14 +46,12 @@ export function startSession({ websocketUrl, rules: r }, me, room) {
 
   ui.roomName.textContent = `#${room}`;
   ui.meName.textContent = me;
-  ui.log.setAttribute('aria-label', `Messages in #${room}`);
-  ui.text.placeholder = `Message #${room}`;
   ui.text.value = '';
   ui.joinView.hidden = true;
   ui.chatView.hidden = false;
   ui.header.hidden = false;
   ui.appTitle.hidden = true;
-  document.title = `#${room} · Chat`;
+  labelRoom(s);
   renderAll(s, { stick: true });
   ui.text.focus();
 
@@ -62,9 +61,7 @@ export function startSession({ websocketUrl, rules: r }, me, room) {
   conn.addEventListener('unauthenticated', () => hooks.signInGone());
   conn.addEventListener('refused', () => {
     endSession();
-    ui.joinError.textContent =
-      `Could not join #${room} as “${me}”: the server refused the connection ` +
-      '(it rejects names or rooms outside the rules) or is not reachable. Try again in a moment.';
+    ui.joinError.textContent = t('join.refused', { room, name: me });
     ui.username.focus();
   });
   conn.start();
@@ -85,7 +82,16 @@ export function endSession() {
   ui.joinView.hidden = false;
   clearRoom();
   clearInterval(countdownTimer);
-  document.title = 'Chat';
+  document.title = t('app.title');
+}
+
+/** The room's words in the current language: its log's label, the placeholder, the title. */
+export function labelRoom(s) {
+  ui.log.setAttribute('aria-label', t('messages.labelRoom', { room: s.room }));
+  ui.text.placeholder = t('composer.placeholder', { room: s.room });
+  document.title = s.unread
+    ? t('app.roomTitleUnread', { count: s.unread, room: s.room })
+    : t('app.roomTitle', { room: s.room });
 }
 
 let countdownTimer = 0;
@@ -111,12 +117,12 @@ function onOpen(s, reconnect) {
   s.conn.send(frames.who());
   s.history.connected(s.store.lastId); // the newest page, or a catch-up to the last id seen
   s.outbox.connected(); // messages typed while offline, or cut off by the drop
-  if (reconnect) showNotice('Reconnected.', 3000);
+  if (reconnect) showNotice(t('notice.reconnected'), 3000);
 }
 
 function bumpUnread(s) {
   s.unread += 1;
-  document.title = `(${s.unread}) #${s.room} · Chat`;
+  labelRoom(s);
 }
 
 export function wireChat({ onLeave }) {
@@ -129,7 +135,7 @@ export function wireChat({ onLeave }) {
     const s = app.session;
     if (!document.hidden && s) {
       s.unread = 0;
-      document.title = `#${s.room} · Chat`;
+      labelRoom(s);
     }
   });
 }

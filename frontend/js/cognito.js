@@ -4,6 +4,8 @@
 // exactly what boto3 sends. These calls need no AWS credentials: the app client is
 // public (no secret). `fetch` is injected so `node --test` can stand in for Cognito.
 
+import { t } from './i18n.js';
+
 const TARGET = 'AWSCognitoIdentityProviderService.';
 
 /** A refusal from Cognito: `type` is its exception name (NotAuthorizedException…). */
@@ -36,7 +38,7 @@ export class CognitoClient {
         credentials: 'omit',
       });
     } catch {
-      throw new CognitoError('NetworkError', 'the sign-in service cannot be reached');
+      throw new CognitoError('NetworkError');
     }
     let data = {};
     try {
@@ -97,7 +99,7 @@ function tokens(data) {
   const r = data.AuthenticationResult;
   if (!r?.IdToken) {
     // A challenge (new password, MFA) the page does not handle.
-    throw new CognitoError(data.ChallengeName || 'UnexpectedAnswer', 'this account needs a step the page cannot do');
+    throw new CognitoError(data.ChallengeName || 'UnexpectedAnswer', t('cognito.unexpected'));
   }
   return { idToken: r.IdToken, refreshToken: r.RefreshToken, expiresIn: Number(r.ExpiresIn) || 3600 };
 }
@@ -119,32 +121,32 @@ export function plainWords(error) {
   switch (type) {
     case 'NotAuthorizedException':
     case 'UserNotFoundException':
-      return 'Wrong username or password.';
+      return t('cognito.wrongPassword');
     case 'UserNotConfirmedException':
-      return 'This account is not confirmed yet: enter the code we emailed you.';
+      return t('cognito.notConfirmed');
     case 'UsernameExistsException':
-      return 'That name is taken: pick another one.';
+      return t('cognito.nameTaken');
     case 'InvalidPasswordException': {
-      const why = message.split(':').slice(1).join(':').trim();
-      return `That password is too weak${why ? ` (${why.replace(/\.$/, '')})` : ''}: use at least 8 characters with upper- and lowercase letters, a digit and a symbol.`;
+      const why = message.split(':').slice(1).join(':').trim().replace(/\.$/, '');
+      return why ? t('cognito.weakPasswordWhy', { why }) : t('cognito.weakPassword');
     }
     case 'CodeMismatchException':
-      return 'That code is not right: check the email and try again.';
+      return t('cognito.badCode');
     case 'ExpiredCodeException':
-      return 'That code has expired: ask for a new one.';
+      return t('cognito.expiredCode');
     case 'UserLambdaValidationException': {
       const why = message.startsWith(PREFIX) ? message.slice(PREFIX.length).replace(/\.$/, '') : message;
-      return `That name cannot be used: ${why}.`;
+      return t('cognito.badName', { why });
     }
     case 'InvalidParameterException':
-      return `Check what you typed: ${message}`;
+      return t('cognito.checkInput', { message });
     case 'LimitExceededException':
     case 'TooManyRequestsException':
     case 'TooManyFailedAttemptsException':
-      return 'Too many attempts: wait a minute and try again.';
+      return t('cognito.tooMany');
     case 'NetworkError':
-      return 'The sign-in service cannot be reached: check your connection and try again.';
+      return t('cognito.network');
     default:
-      return `Signing in failed${message ? `: ${message}` : ''}. Try again.`;
+      return message ? t('cognito.failedWhy', { message }) : t('cognito.failed');
   }
 }

@@ -2,6 +2,7 @@
 // limit, and `typing` at most every few seconds.
 
 import { ui } from './dom.js';
+import { t } from './i18n.js';
 import { codePoints, frames, newClientId } from './protocol.js';
 import { renderAll } from './screen.js';
 import { app } from './state.js';
@@ -35,7 +36,7 @@ function updateTextHint() {
   const max = app.session?.rules.textMaxLength;
   if (!max) return;
   const n = codePoints(ui.text.value.trim());
-  ui.textHint.textContent = n > max - 200 ? `${n}/${max}` : '';
+  ui.textHint.textContent = n > max - 200 ? t('composer.counter', { length: n, max }) : '';
   ui.textHint.classList.toggle('invalid', n > max);
 }
 

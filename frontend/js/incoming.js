@@ -3,6 +3,7 @@
 // another room's event can never show here.
 
 import { showNotice, ui } from './dom.js';
+import { errorText, t } from './i18n.js';
 import { frames } from './protocol.js';
 import {
   ensureTypingTicker, isNearBottom, renderAll, renderOnlineList, renderTypingLine, showJump,
@@ -64,15 +65,14 @@ export function onFrame(s, data) {
         // API Gateway's own failure frame ({"message": "Internal server error", ...}) has
         // no type and no client_id; a history request in flight is the likely victim.
         s.history.failed();
-        showNotice(`The server hit a problem (${data.message}). Try again.`);
+        showNotice(t('notice.gatewayProblem', { message: data.message }));
       }
   }
 }
 
 function onError(s, data) {
-  const message = String(data.message ?? data.code ?? 'error');
-  const reason = data.code === 'rate_limited' ? 'sending too fast, wait a moment' : message;
-  if (data.client_id && s.outbox.rejected(data.client_id, reason)) return;
+  const code = String(data.code ?? '');
+  if (data.client_id && s.outbox.rejected(data.client_id, code)) return;
   const loading = s.history.inFlight;
   if (loading && data.code === 'internal' && loading.kind !== 'older') {
     // The room cannot be loaded on this connection (on the local gateway a connection can
@@ -80,12 +80,12 @@ function onError(s, data) {
     s.history.failed({ retry: false });
     s.conn.reconnect();
     if (s.conn.state === 'offline') {
-      showNotice(`#${s.room} cannot be loaded: the server keeps failing. Use “Retry now” to try again.`, 60000);
+      showNotice(t('notice.cannotLoad', { room: s.room }), 60000);
     }
     return;
   }
   if (loading && (data.code === 'invalid_message' || data.code === 'internal')) s.history.failed();
-  showNotice(`Server: ${message}`);
+  showNotice(t('notice.server', { message: errorText(code, data.message) }));
 }
 
 export function scheduleWho(s) {

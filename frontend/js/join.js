@@ -2,6 +2,7 @@
 // $connect would check them, since a browser cannot read a refused handshake's status.
 
 import { ui } from './dom.js';
+import { t } from './i18n.js';
 import { normalizeUsername } from './protocol.js';
 import { app } from './state.js';
 
@@ -61,7 +62,7 @@ export function wireJoinForm(enter) {
     try {
       c = await app.configPromise;
     } catch (err) {
-      ui.joinError.textContent = `Cannot start the chat: ${err.message}`;
+      ui.joinError.textContent = t('app.cannotStart', { reason: err.message });
       return;
     }
     const { name, room, ok, first } = validateJoin(c.rules);

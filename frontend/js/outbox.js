@@ -70,7 +70,10 @@ export class Outbox {
     if (changed) this.#pump();
   }
 
-  /** An `error` event naming a client_id. False when it is not one of ours (not an outbox error). */
+  /**
+   * An `error` event naming a client_id; `reason` is its code (the view says it in words).
+   * False when it is not one of ours (not an outbox error).
+   */
   rejected(clientId, reason) {
     if (!this.entries.has(clientId)) return false;
     if (clientId === this.inFlight) this.#release();
@@ -110,7 +113,7 @@ export class Outbox {
     const clientId = this.inFlight;
     this.#confirmTimer = 0;
     this.inFlight = null;
-    this.#setState(clientId, 'failed', 'no reply from the server');
+    this.#setState(clientId, 'failed', 'no_reply');
     this.#pump();
   }
 

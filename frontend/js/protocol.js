@@ -3,7 +3,10 @@
 // hosts serve them in config.json (`protocol`, built by functions/chat/protocol.py's
 // client_rules()), so the join form refuses exactly what $connect would refuse with a
 // 400 (a browser cannot read a handshake's status code, so we check before connecting)
-// and a limit changed on the server is a limit changed on the page.
+// and a limit changed on the server is a limit changed on the page. Its words are the
+// catalog's (i18n.js), in the language the reader chose.
+
+import { t } from './i18n.js';
 
 /**
  * The rules of one server, from config.json's `protocol` object:
@@ -34,9 +37,13 @@ export function rules(protocolConfig) {
     defaultRoom,
     textMaxLength: textMax,
     historyLimit,
-    // The join form's standing hints: written once, here, from the same numbers.
-    usernameHint: `1–${usernameMax} letters or digits; _ . - allowed, no spaces.`,
-    roomHint: `Lowercase letters, digits and -; empty means ${defaultRoom}.`,
+    // The join form's standing hints, from the same numbers (in the current language).
+    get usernameHint() {
+      return t('join.nameHint', { max: usernameMax });
+    },
+    get roomHint() {
+      return t('join.roomHint', { room: defaultRoom });
+    },
 
     /** Rooms are lowercase on the wire; accepting "General" as "general" is friendlier. */
     normalizeRoom(raw) {
@@ -46,15 +53,15 @@ export function rules(protocolConfig) {
 
     /** A hint explaining why $connect would refuse this name, or '' when it is fine. */
     usernameProblem(name) {
-      if (!name) return 'Enter a display name.';
-      if (codePoints(name) > usernameMax) return `Use at most ${usernameMax} characters.`;
-      if (!usernameRe.test(name)) return 'Use only letters, digits, _ . and - (no spaces).';
+      if (!name) return t('join.nameEmpty');
+      if (codePoints(name) > usernameMax) return t('join.tooLong', { max: usernameMax });
+      if (!usernameRe.test(name)) return t('join.nameChars');
       return '';
     },
 
     roomProblem(room) {
-      if (codePoints(room) > roomMax) return `Use at most ${roomMax} characters.`;
-      if (!roomRe.test(room)) return 'Use only lowercase letters a–z, digits and -.';
+      if (codePoints(room) > roomMax) return t('join.tooLong', { max: roomMax });
+      if (!roomRe.test(room)) return t('join.roomChars');
       return '';
     },
 
@@ -63,7 +70,7 @@ export function rules(protocolConfig) {
       const text = String(raw ?? '').trim();
       const length = codePoints(text);
       if (!length) return { text, problem: 'empty' };
-      if (length > textMax) return { text, problem: `Too long: ${length}/${textMax} characters.` };
+      if (length > textMax) return { text, problem: t('composer.tooLong', { length, max: textMax }) };
       return { text, problem: '' };
     },
   };

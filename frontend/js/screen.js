@@ -3,6 +3,7 @@
 // reader is there. Rendering itself (as text) is in view.js.
 
 import { ui } from './dom.js';
+import { t } from './i18n.js';
 import { app } from './state.js';
 import { renderMessages, renderOnline, renderTyping } from './view.js';
 
@@ -30,9 +31,9 @@ export function updateOlderButton(s) {
   const h = s.history;
   ui.loadOlder.hidden = !h.canLoadOlder;
   ui.loadOlder.disabled = h.loadingOlder || s.conn.state !== 'online';
-  ui.loadOlder.textContent = h.loadingOlder ? 'Loading…' : 'Load older messages';
+  ui.loadOlder.textContent = h.loadingOlder ? t('history.loading') : t('history.loadOlder');
   ui.historyStart.hidden = !h.reachedStart;
-  ui.historyStart.textContent = `This is the start of #${s.room}.`;
+  ui.historyStart.textContent = t('history.start', { room: s.room });
   ui.empty.hidden = !(h.reachedStart && s.store.messages.size === 0 && s.outbox.size === 0);
 }
 

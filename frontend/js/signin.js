@@ -5,6 +5,7 @@
 import { endSession } from './chat.js';
 import { CognitoClient, plainWords } from './cognito.js';
 import { $, ui } from './dom.js';
+import { t } from './i18n.js';
 import { prefill } from './join.js';
 import { normalizeUsername } from './protocol.js';
 import { AuthSession } from './session.js';
@@ -33,7 +34,7 @@ export async function startSignIn(c) {
 /** The sign-in is gone (its tokens refused): leave the room, ask to sign in again. */
 export function sessionEnded() {
   endSession();
-  showAuth('signin', 'Your session has ended: sign in again.');
+  showAuth('signin', t('signin.ended'));
 }
 
 function showAuth(which, message = '') {
@@ -70,7 +71,7 @@ async function busy(form, errorId, work) {
 
 function showConfirm(username, message = '') {
   showAuth('confirm', message);
-  $('confirm-info').textContent = `We emailed a code to the address of “${username}”. Enter it here.`;
+  $('confirm-info').textContent = t('confirm.info', { name: username });
   $('confirm-code').value = '';
 }
 
@@ -126,7 +127,7 @@ export function wireSignIn() {
   $('resend-code').addEventListener('click', async () => {
     if (!pendingSignUp) return;
     const err = await busy(ui.confirmForm, 'confirm-error', () => app.cognito.resendCode(pendingSignUp.username));
-    if (!err) $('confirm-error').textContent = 'A new code is on its way.';
+    if (!err) $('confirm-error').textContent = t('confirm.resent');
   });
 
   $('show-signup').addEventListener('click', () => showAuth('signup'));

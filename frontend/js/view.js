@@ -4,23 +4,17 @@
 // catch-up page that overlap never produce two elements for one id, and an optimistic
 // message keeps its element when its echo confirms it (it then gains its data-id).
 
-const GROUP_WINDOW_MS = 5 * 60 * 1000;
+import { el } from './dom.js';
+import {
+  errorText, formatDay, formatFull, formatList, formatNumber, formatTime, t,
+} from './i18n.js';
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+const GROUP_WINDOW_MS = 5 * 60 * 1000;
 
 function parseTime(iso) {
   const t = new Date(iso);
   return Number.isNaN(t.getTime()) ? null : t;
 }
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
-const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
 
 function dayKey(date) {
   return date ? `${date.getFullYear()}-${date.getMonth() + 1}-${date.getDate()}` : '';
@@ -28,10 +22,10 @@ function dayKey(date) {
 
 function dayLabel(date) {
   const today = new Date();
-  if (dayKey(date) === dayKey(today)) return 'Today';
+  if (dayKey(date) === dayKey(today)) return t('messages.today');
   const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
-  if (dayKey(date) === dayKey(yesterday)) return 'Yesterday';
-  return dayFmt.format(date);
+  if (dayKey(date) === dayKey(yesterday)) return t('messages.yesterday');
+  return formatDay(date);
 }
 
 function buildMessage() {
@@ -59,9 +53,9 @@ function fillMessage(node, item, { own, grouped, onRetry }) {
   if (author.textContent !== item.username) author.textContent = item.username;
   const time = node.querySelector('.time');
   const date = parseTime(item.createdAt);
-  time.textContent = date ? timeFmt.format(date) : '';
+  time.textContent = date ? formatTime(date) : '';
   time.dateTime = item.createdAt;
-  time.title = date ? fullFmt.format(date) : '';
+  time.title = date ? formatFull(date) : '';
   const body = node.querySelector('.body');
   if (body.textContent !== item.text) body.textContent = item.text;
 
@@ -69,16 +63,19 @@ function fillMessage(node, item, { own, grouped, onRetry }) {
   const stateText = state.querySelector('.state-text');
   let retry = state.querySelector('button');
   if (item.state === 'failed') {
-    stateText.textContent = `Not sent${item.error ? `: ${item.error}` : ''}`;
+    stateText.textContent = item.error
+      ? t('messages.notSentWhy', { reason: errorText(item.error) })
+      : t('messages.notSent');
     if (!retry) {
-      retry = el('button', 'retry', 'Retry');
+      retry = el('button', 'retry');
       retry.type = 'button';
       state.append(retry);
     }
+    retry.textContent = t('messages.retry');
     retry.onclick = () => onRetry(item.clientId);
   } else {
     stateText.textContent =
-      item.state === 'sending' ? 'Sending…' : item.state === 'queued' ? 'Waiting for connection…' : '';
+      item.state === 'sending' ? t('messages.sending') : item.state === 'queued' ? t('messages.queued') : '';
     retry?.remove();
   }
 }
@@ -129,38 +126,32 @@ export function renderOnline(list, countEl, users, me) {
     ...names.map((name) => {
       const li = el('li', name === me ? 'me' : '');
       li.append(el('span', 'dot'), el('span', 'name', name));
-      if (name === me) li.append(el('span', 'you', ' (you)'));
+      if (name === me) li.append(el('span', 'you', t('people.you')));
       return li;
     }),
   );
-  countEl.textContent = String(names.length);
+  countEl.textContent = formatNumber(names.length);
 }
 
 export function renderTyping(node, names) {
   let text = '';
-  if (names.length === 1) text = `${names[0]} is typing…`;
-  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-  else if (names.length > 2) text = `${names.length} people are typing…`;
+  if (names.length === 1) text = t('typing.one', { name: names[0] });
+  else if (names.length === 2) text = t('typing.some', { names: formatList(names) });
+  else if (names.length > 2) text = t('typing.many', { count: names.length });
   if (node.textContent !== text) node.textContent = text;
 }
-
-const STATUS_LABEL = {
-  connecting: 'Connecting…',
-  online: 'Online',
-  reconnecting: 'Reconnecting',
-  offline: 'Offline',
-};
 
 /** The status pill. The countdown is aria-hidden so screen readers hear one change, not one per second. */
 export function renderStatus(node, state, retryAt) {
   node.dataset.state = state;
   const label = node.querySelector('.label');
   const countdown = node.querySelector('.countdown');
-  if (label.textContent !== STATUS_LABEL[state]) label.textContent = STATUS_LABEL[state];
+  const text = t(`status.${state}`);
+  if (label.textContent !== text) label.textContent = text;
   let extra = '';
   if (state === 'reconnecting') {
     const secs = Math.ceil((retryAt - Date.now()) / 1000);
-    extra = retryAt && secs > 0 ? ` in ${secs} s` : '…';
+    extra = retryAt && secs > 0 ? t('status.retryIn', { seconds: secs }) : t('status.retrySoon');
   }
   if (countdown.textContent !== extra) countdown.textContent = extra;
 }

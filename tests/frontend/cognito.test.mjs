@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { claims, CognitoClient, CognitoError, plainWords } from '../../frontend/js/cognito.js';
+import { useCatalog } from './catalogs.mjs';
+
+useCatalog('en');
 
 function recorder(answer) {
   const calls = [];

@@ -96,7 +96,7 @@ describe('settling', () => {
     assert.deepEqual(states(), ['c1:sending', 'c2:queued']);
     timers.tick(1);
     assert.deepEqual(states(), ['c1:failed', 'c2:sending']);
-    assert.equal(outbox.entries.get('c1').error, 'no reply from the server');
+    assert.equal(outbox.entries.get('c1').error, 'no_reply'); // a code: the view says it in words
   });
 
   test('an echo cancels the timeout', () => {

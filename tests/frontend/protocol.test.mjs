@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { codePoints, frames, normalizeUsername, rules, socketUrl } from '../../frontend/js/protocol.js';
+import { useCatalog } from './catalogs.mjs';
+
+useCatalog('en');
 
 // The shape of config.json's `protocol` (functions/chat/protocol.py, client_rules()).
 // Deliberately not the server's numbers: the page must follow whatever it is given.
@@ -52,9 +55,14 @@ describe('rules from config.json', () => {
     assert.equal(r.checkText('😀'.repeat(11)).problem, 'Too long: 11/10 characters.');
   });
 
-  test('the form hints are written from the same numbers', () => {
+  test('the form hints are written from the same numbers, in the current language', () => {
     assert.equal(r.usernameHint, '1–8 letters or digits; _ . - allowed, no spaces.');
     assert.equal(r.roomHint, 'Lowercase letters, digits and -; empty means lobby.');
+    useCatalog('es');
+    assert.equal(r.usernameHint, 'De 1 a 8 letras o dígitos; se admiten _ . -, sin espacios.');
+    assert.equal(r.usernameProblem('a b'), 'Usa solo letras, dígitos, _ . y - (sin espacios).');
+    assert.equal(r.checkText('😀'.repeat(11)).problem, 'Demasiado largo: 11/10 caracteres.');
+    useCatalog('en');
     assert.equal(r.textMaxLength, 10);
     assert.equal(r.historyLimit, 25);
   });
