@@ -197,6 +197,10 @@ class SqsPoller:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._deleter), timeout=5)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("%s event source: %d batches in %d receives, %d deleted, %d failed; "
+                 "at most %d invocations at once, %d pollers", self.function.name,
+                 self.stats["batches"], self.receives, self.stats["deleted"],
+                 self.stats["failed"], self.peak_in_flight, self.peak_pollers)
 
     # -- receiving -----------------------------------------------------------------------
 
