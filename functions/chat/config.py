@@ -70,6 +70,10 @@ RATE_LIMIT_MESSAGES = Setting(
     "rate_limit_messages", "RATE_LIMIT_MESSAGES", RateLimit().messages,
     "new_message frames one connection may send per window",
 )
+RATE_LIMIT_REACTIONS = Setting(
+    "rate_limit_reactions", "RATE_LIMIT_REACTIONS", RateLimit().reactions,
+    "react frames one connection may send per window",
+)
 RATE_LIMIT_WINDOW = Setting(
     "rate_limit_window_seconds", "RATE_LIMIT_WINDOW_SECONDS", RateLimit().window_s,
     "the sliding rate-limit window, in seconds",
@@ -100,8 +104,8 @@ AUTH = Setting(
     choices=(AUTH_NONE, AUTH_COGNITO),
 )
 SETTINGS: tuple[Setting, ...] = (
-    RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE,
-    FANOUT_WORKERS, AUTH,
+    RATE_LIMIT_MESSAGES, RATE_LIMIT_REACTIONS, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY,
+    FANOUT_SHARD_SIZE, FANOUT_WORKERS, AUTH,
 )
 
 
@@ -130,7 +134,8 @@ class FunctionConfig(NamedTuple):
             messages_table=environ.get(MESSAGES.env_var, ""),
             callback_url=environ.get(CALLBACK_URL_ENV, "").rstrip("/"),
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            rate_limit=RateLimit(number(RATE_LIMIT_MESSAGES), number(RATE_LIMIT_WINDOW)),
+            rate_limit=RateLimit(number(RATE_LIMIT_MESSAGES), number(RATE_LIMIT_WINDOW),
+                                 number(RATE_LIMIT_REACTIONS)),
             fanout_concurrency=number(FANOUT_CONCURRENCY),
             fanout_shard_size=number(FANOUT_SHARD_SIZE),
             fanout_queue_url=environ.get(FANOUT_QUEUE.env_var, ""),

@@ -33,6 +33,7 @@ from chat.config import (
     FANOUT_SHARD_SIZE,
     FANOUT_WORKERS,
     RATE_LIMIT_MESSAGES,
+    RATE_LIMIT_REACTIONS,
     RATE_LIMIT_WINDOW,
     TOKEN_ENV,
     Setting,
@@ -40,7 +41,7 @@ from chat.config import (
 from chat.queues import FANOUT_QUEUE, QueueSpec
 from chat.tables import CONNECTIONS, MESSAGES, TableSpec
 
-Access = Literal["read", "append", "read_write"]
+Access = Literal["read", "append", "update", "read_write"]
 
 # The DynamoDB IAM actions each access level grants: exactly the item-level calls
 # ``chat.adapters.dynamodb`` makes, nothing the grant_read_data/grant_read_write_data
@@ -54,6 +55,9 @@ ACCESS_ACTIONS: Mapping[Access, tuple[str, ...]] = {
     "read": READ_ACTIONS,
     # Store items once and read them back (messages: never updated, never deleted).
     "append": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    # Change items in place, and read one back (a message's edit, delete, reactions; a
+    # read marker): conditional UpdateItems, a GetItem when one is refused.
+    "update": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "read_write": READ_ACTIONS + WRITE_ACTIONS,
 }
 MANAGE_CONNECTIONS_ACTION = "execute-api:ManageConnections"
@@ -227,6 +231,42 @@ ROUTE_FUNCTIONS: tuple[Function, ...] = (
         tables={CONNECTIONS: "read", MESSAGES: "read"},
     ),
     _route("who", "who", "List the users online in the room", tables={CONNECTIONS: "read"}),
+    # A message's life (PROTOCOL.md): each is a conditional UpdateItem on the message
+    # (update on Messages), then a broadcast like new_message's (read_write on
+    # Connections: the rate limit and gone peers; the queue beyond one shard).
+    _route(
+        "edit_message", "edit_message", "Edit one's own message (version + 1) and tell the room",
+        tables={CONNECTIONS: "read_write", MESSAGES: "update"},
+        sends_to=(FANOUT_QUEUE,),
+        settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY),
+        memory_mb=1024,
+    ),
+    _route(
+        "delete_message", "delete_message",
+        "Delete one's own message (its text removed, a tombstone kept) and tell the room",
+        tables={CONNECTIONS: "read_write", MESSAGES: "update"},
+        sends_to=(FANOUT_QUEUE,),
+        settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY),
+        memory_mb=1024,
+    ),
+    # The queue: a burst's coalesced summary is sent once, delayed (a ReactionsFlush).
+    _route(
+        "react", "react", "Add or remove a reaction; tell the room, at most once a second",
+        tables={CONNECTIONS: "read_write", MESSAGES: "update"},
+        sends_to=(FANOUT_QUEUE,),
+        settings=(RATE_LIMIT_REACTIONS, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY),
+        memory_mb=1024,
+    ),
+    # update on Messages: the marker (UpdateItem) and the message it names (GetItem).
+    _route(
+        "mark_read", "mark_read", "Move the user's read marker forward; tell the user's other tabs",
+        tables={CONNECTIONS: "read_write", MESSAGES: "update"},
+        settings=(FANOUT_CONCURRENCY,),
+    ),
+    _route(
+        "rooms", "rooms", "List the user's rooms with unread counts (at most 50)",
+        tables={CONNECTIONS: "read", MESSAGES: "read"},
+    ),
     # read_write on Connections: removing peers that answer 410 Gone.
     _route(
         "typing", "typing", "Tell the room's other connections that someone is typing",
@@ -242,8 +282,9 @@ FANOUT_WORKER = Function(
     # from the event source's concurrency.
     trigger=QueueConsumer(FANOUT_QUEUE, batch_size=1, max_concurrency=FANOUT_WORKERS),
     description="Post a big room's message to one shard; re-queue what API Gateway refused",
-    # read_write on Connections: read the shard, remove connections that answer 410.
-    tables={CONNECTIONS: "read_write"},
+    # read_write on Connections: read the shard, remove connections that answer 410;
+    # update on Messages: claim a delayed reactions send (ReactionsFlush).
+    tables={CONNECTIONS: "read_write", MESSAGES: "update"},
     posts_to_connections=True,
     packages=POSTING_PACKAGES,
     sends_to=(FANOUT_QUEUE,),  # re-queues exactly what it could not deliver

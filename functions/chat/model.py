@@ -35,8 +35,15 @@ class Member(NamedTuple):
     connected_at: int = 0  # epoch ms
 
 
+_NO_REACTIONS: Mapping[str, frozenset[str]] = MappingProxyType({})
+
+
 class Message(NamedTuple):
-    """A stored chat message; ``id`` sorts by time (see ``chat.protocol.new_message_id``)."""
+    """A stored chat message; ``id`` sorts by time (see ``chat.protocol.new_message_id``).
+
+    ``version``: 1 when sent, +1 per edit and for the delete. A deleted message (a
+    tombstone) has ``deleted_at`` and no text. ``reactions``: emoji -> who reacted.
+    """
 
     id: str
     room: str
@@ -44,6 +51,27 @@ class Message(NamedTuple):
     text: str
     created_at: str  # ISO 8601 UTC with milliseconds
     client_id: str | None = None
+    version: int = 1
+    edited_at: str | None = None
+    deleted_at: str | None = None
+    reactions: Mapping[str, frozenset[str]] = _NO_REACTIONS
+
+
+class RoomSummary(NamedTuple):
+    """A room as ``rooms`` lists it for one user."""
+
+    room: str
+    unread: int  # capped (chat.protocol.UNREAD_MAX)
+    last_message_at: str | None
+
+
+class ReactionsFlush(NamedTuple):
+    """An item of the fan-out queue: send a message's latest reactions summary to its
+    room, once the coalescing interval since the last one has passed."""
+
+    room: str
+    message_id: str
+    attempt: int = 0
 
 
 # A shard's worth of members by default: what one invocation posts to in about a second
@@ -96,10 +124,12 @@ class ShardWork(NamedTuple):
 
 
 class RateLimit(NamedTuple):
-    """``new_message`` frames a connection may send per sliding window."""
+    """Frames a connection may send per sliding window: ``messages`` counts
+    ``new_message``, ``edit_message`` and ``delete_message``; ``reactions`` counts ``react``."""
 
     messages: int = 10
     window_s: int = 10
+    reactions: int = 20
 
 
 PostOutcome = Literal["sent", "gone", "unsent", "failed"]
@@ -138,6 +168,18 @@ class StorageError(Exception):
 
 class MessageNotStored(StorageError):
     """Storing a new message failed: nobody received it, the sender may send it again."""
+
+
+class MessageMissing(Exception):
+    """No such message in the room, or it was deleted (``not_found``)."""
+
+
+class NotAuthor(Exception):
+    """The message is someone else's (``forbidden``)."""
+
+
+class TooManyReactions(Exception):
+    """The message already has the most distinct emoji allowed."""
 
 
 class UnknownConnection(Exception):

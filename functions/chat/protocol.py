@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from chat.model import Message
+from chat.model import Message, RoomSummary
 
 DEFAULT_ROOM = "general"
 USERNAME_MAX = 32
@@ -29,6 +29,16 @@ CLIENT_ID_MAX = 64
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 100
 WHO_MAX_USERS = 100  # 100 names of at most 32 characters: well inside a 128 KB frame
+# Reactions (PROTOCOL.md "Reactions"): distinct emoji per message, names per emoji in an
+# event, an emoji's length, and the least time between two ``reactions`` events of a
+# message (the coalescing).
+REACTIONS_MAX = 20
+REACTION_USERS_MAX = 20
+EMOJI_MAX = 16  # code points; the longest emoji Unicode defines has 10
+REACTIONS_INTERVAL_MS = 1000
+# ``rooms``: how many rooms, and where unread counts stop.
+ROOMS_MAX = 50
+UNREAD_MAX = 100
 _USERNAME_PUNCTUATION = frozenset("_.-")
 # The same username rule for JavaScript (``u`` flag): Unicode letters, Nd digits, _ . -
 USERNAME_PATTERN_JS = r"^[\p{L}\p{Nd}_.-]+$"
@@ -167,6 +177,56 @@ def parse_new_message(frame: Mapping[str, Any]) -> NewMessage:
     return NewMessage(text=text, client_id=client_id)
 
 
+def message_id_of(frame: Mapping[str, Any]) -> str:
+    """The frame's ``id``: a message id as events carry it, or ``invalid_message``."""
+    value = frame.get("id")
+    if not (isinstance(value, str) and ID_PATTERN.fullmatch(value)):
+        raise ProtocolError("invalid_message", "id must be a message id", client_id_of(frame))
+    return value
+
+
+class EditMessage(NamedTuple):
+    id: str
+    text: str
+
+
+def parse_edit_message(frame: Mapping[str, Any]) -> EditMessage:
+    message_id = message_id_of(frame)
+    # The text rules are new_message's (a client_id, if any, is only echoed in errors).
+    return EditMessage(id=message_id, text=parse_new_message(frame).text)
+
+
+def is_emoji(value: str) -> bool:
+    """One emoji: a single grapheme cluster that Unicode's emoji data lists (the ``emoji``
+    package's ``is_emoji``, which knows every sequence: ZWJ, flags, keycaps, skin tones).
+
+    Imported here, on first use: its data costs ~40 ms to import, which only the function
+    that reacts pays, once per process.
+    """
+    import emoji  # lazy on purpose (see above)
+
+    return emoji.is_emoji(value)
+
+
+class React(NamedTuple):
+    id: str
+    emoji: str
+    on: bool
+
+
+def parse_react(frame: Mapping[str, Any]) -> React:
+    message_id = message_id_of(frame)
+    client_id = client_id_of(frame)
+    value = frame.get("emoji")
+    if not (isinstance(value, str) and 1 <= len(value) <= EMOJI_MAX and is_clean_text(value)
+            and is_emoji(value)):
+        raise ProtocolError("invalid_message", "emoji must be exactly one emoji", client_id)
+    on = frame.get("on")
+    if not isinstance(on, bool):
+        raise ProtocolError("invalid_message", "on must be true or false", client_id)
+    return React(id=message_id, emoji=value, on=on)
+
+
 class HistoryRequest(NamedTuple):
     before: str | None
     limit: int
@@ -206,6 +266,12 @@ def client_rules() -> dict[str, Any]:
         "clientIdMaxLength": CLIENT_ID_MAX,
         "historyDefaultLimit": HISTORY_DEFAULT_LIMIT,
         "historyMaxLimit": HISTORY_MAX_LIMIT,
+        "reactionsMaxPerMessage": REACTIONS_MAX,
+        "reactionUsersMax": REACTION_USERS_MAX,
+        "emojiMaxLength": EMOJI_MAX,
+        "reactionsIntervalMs": REACTIONS_INTERVAL_MS,
+        "roomsMax": ROOMS_MAX,
+        "unreadMax": UNREAD_MAX,
     }
 
 
@@ -260,6 +326,14 @@ def new_message_id(now_ms: int | None = None) -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+def id_time_ms(message_id: str) -> int:
+    """The milliseconds a message id was made at (its first 48 bits)."""
+    value = 0
+    for ch in message_id[:10]:
+        value = value * 32 + _CROCKFORD.index(ch)
+    return value  # 10 characters: bits 129..80, the time's 48 under two zero bits
+
+
 def iso_time(ms: int) -> str:
     """``2026-11-27T05:00:00.123Z``: UTC with milliseconds, as PROTOCOL.md shows."""
     return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + (
@@ -270,26 +344,100 @@ def iso_time(ms: int) -> str:
 # --- events -----------------------------------------------------------------------------
 
 
+def reactions_summary(message: Message) -> dict[str, Any]:
+    """``{"👍": {"count": 3, "users": [...]}}``: at most ``REACTION_USERS_MAX`` names each,
+    ``clipped`` when cut; nothing for a deleted message."""
+    if message.deleted_at is not None:
+        return {}
+    summary: dict[str, Any] = {}
+    for emoji in sorted(message.reactions):
+        users = sorted(message.reactions[emoji])
+        entry: dict[str, Any] = {"count": len(users), "users": users[:REACTION_USERS_MAX]}
+        if len(users) > REACTION_USERS_MAX:
+            entry["clipped"] = True
+        summary[emoji] = entry
+    return summary
+
+
 def message_event(message: Message) -> dict[str, Any]:
+    """A message in its current version: a ``message`` event and a history entry."""
+    deleted = message.deleted_at is not None
     data: dict[str, Any] = {
         "type": "message",
         "id": message.id,
         "room": message.room,
         "username": message.username,
-        "text": message.text,
+        "text": "" if deleted else message.text,
         "created_at": message.created_at,
     }
     if message.client_id is not None:
         data["client_id"] = message.client_id
+    data["version"] = message.version
+    if message.edited_at is not None:
+        data["edited_at"] = message.edited_at
+    if deleted:
+        data["deleted"] = True
+        data["deleted_at"] = message.deleted_at
+    data["reactions"] = reactions_summary(message)
     return data
 
 
-def history_event(room: str, messages: list[Message], before: str | None) -> dict[str, Any]:
+def message_updated_event(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message_updated",
+        "id": message.id,
+        "room": message.room,
+        "username": message.username,
+        "text": message.text,
+        "created_at": message.created_at,
+        "version": message.version,
+        "edited_at": message.edited_at,
+        "reactions": reactions_summary(message),
+    }
+
+
+def message_deleted_event(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message_deleted",
+        "id": message.id,
+        "room": message.room,
+        "version": message.version,
+        "deleted_at": message.deleted_at,
+    }
+
+
+def reactions_event(message: Message) -> dict[str, Any]:
+    return {
+        "type": "reactions",
+        "id": message.id,
+        "room": message.room,
+        "reactions": reactions_summary(message),
+    }
+
+
+def read_marker_event(room: str, message_id: str) -> dict[str, Any]:
+    return {"type": "read_marker", "room": room, "id": message_id}
+
+
+def rooms_event(rooms: list[RoomSummary]) -> dict[str, Any]:
+    return {
+        "type": "rooms",
+        "rooms": [
+            {"room": r.room, "unread": r.unread, "last_message_at": r.last_message_at}
+            for r in rooms
+        ],
+    }
+
+
+def history_event(
+    room: str, messages: list[Message], before: str | None, read_marker: str | None = None
+) -> dict[str, Any]:
     return {
         "type": "history",
         "room": room,
         "messages": [message_event(m) for m in messages],
         "before": before,
+        "read_marker": read_marker,
     }
 
 

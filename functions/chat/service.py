@@ -12,11 +12,19 @@ one Query, one fan-out. Beyond it, ``new_message`` answers the sender and posts 
 0 itself, then puts one work item per other shard on the queue; the fan-out worker
 (``deliver``) posts each shard. ``typing`` and ``presence`` are not sent in such rooms
 (PROTOCOL.md), and ``who`` gives a count and a capped list.
+
+A message's life. Edits and deletes are stored (one conditional write on the message)
+and then travel exactly like a new message (``_fan_out``). Reactions are coalesced: the
+first change of a burst is sent at once; the rest within ``REACTIONS_INTERVAL_MS`` mark
+the message "pending" and put one ``ReactionsFlush`` on the queue, delayed, which sends
+the latest summary once (``flush_reactions``). Beyond one shard reactions are not sent
+to the room (only the sender gets its summary), nor read markers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,27 +37,46 @@ from chat.model import (
     Delivery,
     Member,
     Message,
+    MessageMissing,
     MessageNotStored,
+    NotAuthor,
     PostOutcome,
     RateLimit,
+    ReactionsFlush,
     RoomLayout,
+    RoomSummary,
     ShardWork,
     StorageError,
+    TooManyReactions,
     UnknownConnection,
 )
 from chat.observability import logger, metrics
 from chat.protocol import (
+    REACTIONS_INTERVAL_MS,
+    REACTIONS_MAX,
+    ROOMS_MAX,
+    UNREAD_MAX,
     ProtocolError,
+    client_id_of,
     encode,
     history_event,
+    id_time_ms,
     iso_time,
+    message_deleted_event,
     message_event,
+    message_id_of,
+    message_updated_event,
     new_message_id,
+    parse_edit_message,
     parse_history,
     parse_new_message,
+    parse_react,
     parse_room,
     parse_username,
     presence_event,
+    reactions_event,
+    read_marker_event,
+    rooms_event,
     typing_event,
     who_event,
 )
@@ -78,9 +105,27 @@ class StorePort(Protocol):
     def remove_member(self, room: str, connection_id: str, shard: int = 0) -> None: ...
     def room_shard(self, room: str, shard: int = 0) -> tuple[list[Member], RoomLayout]: ...
     def count_frame(
-        self, connection_id: str, bucket: int, since_bucket: int
+        self, connection_id: str, bucket: int, since_bucket: int, kind: str = "messages"
     ) -> tuple[Connection, int] | None: ...
+    def layout(self, room: str) -> RoomLayout: ...
     def save_message(self, message: Message) -> tuple[Message, bool]: ...
+    def get_message(self, room: str, message_id: str) -> Message | None: ...
+    def edit_message(self, room: str, message_id: str, username: str, text: str,
+                     edited_at: str) -> Message: ...
+    def delete_message(self, room: str, message_id: str, username: str,
+                       deleted_at: str) -> Message: ...
+    def react(self, room: str, message_id: str, username: str, emoji: str, on: bool,
+              max_emoji: int) -> Message | None: ...
+    def claim_reactions_send(self, room: str, message_id: str, now_ms: int,
+                             interval_ms: int, pending: bool = False) -> Message | None: ...
+    def mark_reactions_pending(self, room: str, message_id: str, now_ms: int) -> int | None: ...
+    def reactions_pending(self, room: str, message_id: str) -> tuple[bool, int]: ...
+    def clear_reactions_pending(self, room: str, message_id: str) -> None: ...
+    def mark_read(self, username: str, room: str, message_id: str, now_ms: int) -> bool: ...
+    def read_marker(self, username: str, room: str) -> str | None: ...
+    def read_markers(self, username: str, limit: int) -> list[tuple[str, str]]: ...
+    def unread(self, room: str, marker: str, username: str, cap: int,
+               pages: int = 2) -> tuple[int, str]: ...
     def page_messages(
         self, room: str, before: str | None, limit: int
     ) -> tuple[list[Message], str | None]: ...
@@ -94,7 +139,7 @@ class ConnectionsPort(Protocol):
 
 
 class QueuePort(Protocol):
-    def enqueue(self, works: Sequence[ShardWork], delay_s: int = 0) -> None: ...
+    def enqueue(self, works: Sequence[ShardWork | ReactionsFlush], delay_s: int = 0) -> None: ...
 
 
 class Chat:
@@ -212,33 +257,152 @@ class Chat:
             if not listing.cancel():
                 with contextlib.suppress(Exception):
                     listing.result()
+        self._fan_out(connection_id, sender.room, event, members, layout)
+
+    def _fan_out(self, connection_id: str, room: str, event: Mapping[str, Any],
+                 members: list[Member], layout: RoomLayout) -> None:
+        """An event for the whole room, the sender included, stored before this is called:
+        in-line within one shard, through the queue beyond it (at least once)."""
         if not layout.sharded:
-            self._broadcast(sender.room, members, event)
+            self._broadcast(room, members, event)
             return
         # A big room: the sender first (its echo confirms the message), then the other
         # shards through the queue, then shard 0 here while the workers start.
         data = encode(event)
         text = data.decode("utf-8")
         self.reply(connection_id, event)
-        self._enqueue_shards(sender.room, layout, text, skip=connection_id)
+        self._enqueue_shards(room, layout, text, skip=connection_id)
         delivery = self._broadcast(
-            sender.room, [m for m in members if m.connection_id != connection_id], event,
-            data=data)
+            room, [m for m in members if m.connection_id != connection_id], event, data=data)
         if delivery.unsent and self.queue is not None:
             # Shard 0's posts API Gateway still refused (the big room's own fan-out keeps
             # the account's quota busy): the workers try them again, as they do theirs.
-            work = ShardWork(sender.room, 0, text, skip=connection_id)
+            work = ShardWork(room, 0, text, skip=connection_id)
             try:
                 self._requeue(work, delivery.unsent)
             except StorageError:
                 logger.exception("re-queueing shard 0's refused posts failed",
-                                 extra={"room": sender.room})
+                                 extra={"room": room})
+
+    # -- a message's life ----------------------------------------------------------------
+
+    def edit_message(self, connection_id: str, frame: Mapping[str, Any]) -> None:
+        sender = self._count_frame(connection_id)  # edits count toward the message rate
+        request = parse_edit_message(frame)
+        now_ms = int(self.clock() * 1000)
+        with _refusals(frame):
+            message = self.store.edit_message(
+                sender.room, request.id, sender.username, request.text, iso_time(now_ms))
+        metrics.add_metric(name="MessagesEdited", unit="Count", value=1)
+        members, layout = self.store.room_shard(sender.room)
+        self._fan_out(connection_id, sender.room, message_updated_event(message), members,
+                      layout)
+
+    def delete_message(self, connection_id: str, frame: Mapping[str, Any]) -> None:
+        sender = self._count_frame(connection_id)  # deletes count toward the message rate
+        message_id = message_id_of(frame)
+        now_ms = int(self.clock() * 1000)
+        with _refusals(frame):
+            message = self.store.delete_message(
+                sender.room, message_id, sender.username, iso_time(now_ms))
+        metrics.add_metric(name="MessagesDeleted", unit="Count", value=1)
+        members, layout = self.store.room_shard(sender.room)
+        self._fan_out(connection_id, sender.room, message_deleted_event(message), members,
+                      layout)
+
+    def react(self, connection_id: str, frame: Mapping[str, Any]) -> None:
+        sender = self._count_frame(connection_id, kind="reactions")
+        request = parse_react(frame)
+        with _refusals(frame):
+            message = self.store.react(sender.room, request.id, sender.username,
+                                       request.emoji, request.on, REACTIONS_MAX)
+        if message is None:
+            return  # added twice, or removed what was not there: nothing changed
+        room = sender.room
+        now_ms = int(self.clock() * 1000)
+        claimed = self.store.claim_reactions_send(room, request.id, now_ms,
+                                                  REACTIONS_INTERVAL_MS)
+        if claimed is not None:
+            members, layout = self.store.room_shard(room)
+            if layout.sharded:
+                self.reply(connection_id, reactions_event(claimed))
+            else:
+                self._broadcast(room, members, reactions_event(claimed))
+            return
+        if self.store.layout(room).sharded:
+            # Beyond one shard the room is not told (PROTOCOL.md); the sender is.
+            self.reply(connection_id, reactions_event(message))
+            return
+        last_sent = self.store.mark_reactions_pending(room, request.id, now_ms)
+        if last_sent is not None:  # this change starts the wait: one delayed send
+            self._queue_flush(ReactionsFlush(room, request.id), last_sent, now_ms)
+
+    def flush_reactions(self, work: ReactionsFlush) -> None:
+        """The delayed send of a burst of reactions: the latest summary, once."""
+        now_ms = int(self.clock() * 1000)
+        message = self.store.claim_reactions_send(
+            work.room, work.message_id, now_ms, REACTIONS_INTERVAL_MS, pending=True)
+        if message is None:
+            pending, last_sent = self.store.reactions_pending(work.room, work.message_id)
+            if pending and work.attempt < MAX_REQUEUES:  # early (SQS delays are whole seconds)
+                self._queue_flush(work._replace(attempt=work.attempt + 1), last_sent, now_ms)
+            return  # sent already (a duplicate delivery), or the message was deleted
+        members, layout = self.store.room_shard(work.room)
+        if not layout.sharded:
+            self._broadcast(work.room, members, reactions_event(message))
+
+    def _queue_flush(self, work: ReactionsFlush, last_sent: int, now_ms: int) -> None:
+        delay_s = max(1, math.ceil((last_sent + REACTIONS_INTERVAL_MS - now_ms) / 1000))
+        try:
+            if self.queue is None:
+                raise StorageError("no fan-out queue")
+            self.queue.enqueue([work], delay_s=delay_s)
+        except StorageError:
+            # Without the delayed send, the pending mark would hold back every later
+            # burst until it goes stale: take it back.
+            logger.exception("queueing a reactions send failed", extra={"room": work.room})
+            with contextlib.suppress(StorageError):
+                self.store.clear_reactions_pending(work.room, work.message_id)
+
+    def mark_read(self, connection_id: str, frame: Mapping[str, Any]) -> None:
+        sender = self._identity(connection_id)
+        message_id = message_id_of(frame)
+        if self.store.get_message(sender.room, message_id) is None:
+            raise ProtocolError("not_found", "no such message in this room", client_id_of(frame))
+        moved = self.store.mark_read(sender.username, sender.room, message_id,
+                                     int(self.clock() * 1000))
+        if not moved:
+            return  # never back
+        members, layout = self.store.room_shard(sender.room)
+        if layout.sharded:
+            return  # other tabs learn it from history (PROTOCOL.md)
+        tabs = [m for m in members
+                if m.username == sender.username and m.connection_id != connection_id]
+        self._broadcast(sender.room, tabs, read_marker_event(sender.room, message_id))
+
+    def rooms(self, connection_id: str) -> None:
+        sender = self._identity(connection_id)
+        summaries: list[tuple[int, RoomSummary]] = []
+        for room, marker in self.store.read_markers(sender.username, ROOMS_MAX):
+            unread, newest = self.store.unread(room, marker, sender.username, UNREAD_MAX)
+            at = id_time_ms(newest)
+            summaries.append((at, RoomSummary(room, unread, iso_time(at))))
+        summaries.sort(key=lambda pair: (-pair[0], pair[1].room))
+        self.reply(connection_id, rooms_event([summary for _, summary in summaries]))
 
     def history(self, connection_id: str, frame: Mapping[str, Any]) -> None:
         sender = self._identity(connection_id)
         request = parse_history(frame)
-        messages, before = self.store.page_messages(sender.room, request.before, request.limit)
-        self.reply(connection_id, history_event(sender.room, messages, before))
+        marker = self._run_alongside(self.store.read_marker, sender.username, sender.room)
+        try:
+            messages, before = self.store.page_messages(
+                sender.room, request.before, request.limit)
+            read_marker = marker.result()
+        finally:
+            if not marker.cancel():
+                with contextlib.suppress(Exception):
+                    marker.result()
+        self.reply(connection_id, history_event(sender.room, messages, before, read_marker))
 
     def who(self, connection_id: str) -> None:
         sender = self._identity(connection_id)
@@ -436,22 +600,42 @@ class Chat:
             raise UnknownConnection(connection_id)
         return conn
 
-    def _count_frame(self, connection_id: str) -> Connection:
+    def _count_frame(self, connection_id: str, kind: str = "messages") -> Connection:
         """Identity of the sender, once this frame is within the rate limit.
 
         A sliding window of ``window_s`` seconds in 100 ms buckets: a burst across a
-        window edge cannot double the rate, as a fixed window would allow.
+        window edge cannot double the rate, as a fixed window would allow. ``kind``:
+        ``messages`` (new, edited and deleted messages) or ``reactions``, each its own.
         """
-        limit, window_s = self.rate_limit.messages, self.rate_limit.window_s
+        window_s = self.rate_limit.window_s
+        limit = self.rate_limit.reactions if kind == "reactions" else self.rate_limit.messages
         bucket = int(self.clock() * 1000) // _BUCKET_MS
         counted = self.store.count_frame(
-            connection_id, bucket, since_bucket=bucket - window_s * 1000 // _BUCKET_MS + 1
+            connection_id, bucket, since_bucket=bucket - window_s * 1000 // _BUCKET_MS + 1,
+            kind=kind,
         )
         if counted is None:
             raise UnknownConnection(connection_id)
         sender, recent = counted
         if recent > limit:
             raise ProtocolError(
-                "rate_limited", f"at most {limit} messages every {window_s} seconds; slow down"
+                "rate_limited", f"at most {limit} {kind} every {window_s} seconds; slow down"
             )
         return sender
+
+
+@contextlib.contextmanager
+def _refusals(frame: Mapping[str, Any]) -> Any:
+    """The store's "no" to a change of a message, as PROTOCOL.md's error codes."""
+    try:
+        yield
+    except MessageMissing:
+        raise ProtocolError("not_found", "no such message in this room",
+                            client_id_of(frame)) from None
+    except NotAuthor:
+        raise ProtocolError("forbidden", "only the author may edit or delete a message",
+                            client_id_of(frame)) from None
+    except TooManyReactions:
+        raise ProtocolError("invalid_message",
+                            f"a message has at most {REACTIONS_MAX} different reactions",
+                            client_id_of(frame)) from None

@@ -111,7 +111,9 @@ def test_message_reaches_whole_room_sender_included_and_no_other_room(gw, aws) -
     got_alice, got_bob = gw.take(alice), gw.take(bob)
     assert got_alice == got_bob and len(got_alice) == 1
     event = got_alice[0]
-    assert set(event) == {"type", "id", "room", "username", "text", "created_at", "client_id"}
+    assert set(event) == {"type", "id", "room", "username", "text", "created_at", "client_id",
+                          "version", "reactions"}
+    assert event["version"] == 1 and event["reactions"] == {}
     assert event["type"] == "message" and event["room"] == "lobby"
     assert event["username"] == "alice" and event["text"] == "hola" and event["client_id"] == "c-1"
     assert ID.fullmatch(event["id"]) and TIME.fullmatch(event["created_at"])
@@ -303,7 +305,8 @@ def test_history_pages_newest_first_and_replies_oldest_first(gw, aws) -> None:
 def test_history_defaults_to_50_and_empty_room_ends_with_null(gw, aws) -> None:
     alice = gw.join("alice", "quiet")
     gw.send(alice, {"action": "history"})
-    assert gw.take(alice) == [{"type": "history", "room": "quiet", "messages": [], "before": None}]
+    assert gw.take(alice) == [{"type": "history", "room": "quiet", "messages": [], "before": None,
+                               "read_marker": None}]
     gw.send(alice, {"action": "history", "limit": None, "before": None})
     assert gw.take(alice)[0]["messages"] == []
 

@@ -50,6 +50,7 @@ EXPECTED_DYNAMODB_ACTIONS = {
     "none": set(),
     "read": DYNAMODB_READS,
     "append": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    "update": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "read_write": DYNAMODB_READS | DYNAMODB_WRITES,
 }
 # What grant_read_data / grant_read_write_data would add and no handler calls.

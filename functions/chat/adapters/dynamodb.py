@@ -14,8 +14,15 @@ Connections table
     spreads the room a little wider; it is never read as a member).
 
 Messages table
-    ``ROOM#<room>/ MSG#<id>``  a message; ids sort by time, so a room reads newest-first
+    ``ROOM#<room>/ MSG#<id>``  a message; ids sort by time, so a room reads newest-first.
+                               Its whole life is on this one item: ``v`` (version, absent
+                               means 1), ``edited_at``, ``deleted_at`` (a tombstone has no
+                               ``text``), one string set per emoji ``x:<emoji>`` (who
+                               reacted), ``xs`` (the set of emoji, for the cap), ``rb``/``rp``
+                               (when reactions were last sent / a delayed send is pending)
     ``IDEM#<room>#<user>#<client_id> / IDEM``  idempotency key -> message id, 24 h TTL
+    ``USER#<user> / READ#<room>``  the user's read marker in a room: ``marker`` (a message
+                               id, only ever raised), ``marked_at``
 
 Access patterns:
     1. add/remove a connection: take a seat in the first shard that is not full (one
@@ -29,6 +36,18 @@ Access patterns:
        gave a ``client_id``, else one conditional ``PutItem``.
     4. page a room's messages: ``Query`` newest first with ``Limit``, ``sk < MSG#<before>``.
     5. expire stale items: TTL.
+    6. edit, delete, react: one conditional ``UpdateItem`` on the message item (author,
+       not deleted, the emoji cap, "not already there" in its condition; ``ALL_NEW`` gives
+       the event's fields). Only when it fails, one ``GetItem`` says why. A delete that
+       finds reactions removes them with a second ``UpdateItem``; removing an emoji's
+       last user takes it out of ``xs`` with a second one.
+    7. reactions coalescing: one conditional ``UpdateItem`` claims the right to send now
+       (``rb`` a second old, nothing pending), else one marks a delayed send pending
+       (``rp``); the delayed send claims with one more.
+    8. read markers: one conditional ``UpdateItem`` (``marker < :id``); ``history`` reads
+       it with one ``GetItem``; ``rooms`` is one ``Query`` of the user's partition and, for
+       each of at most 50 rooms, one or two ``Query`` pages of at most 100 keys after the
+       marker (the unread count is capped at 100).
 No Scan anywhere: every path reads by key.
 """
 
@@ -40,11 +59,21 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from chat.model import Connection, Member, Message, RoomLayout, StorageError
+from chat.model import (
+    Connection,
+    Member,
+    Message,
+    MessageMissing,
+    NotAuthor,
+    RoomLayout,
+    StorageError,
+    TooManyReactions,
+)
 
 CONNECTION_TTL_S = 2 * 3600 + 600  # API Gateway's 2 h limit, plus a margin
 IDEMPOTENCY_TTL_S = 24 * 3600  # PROTOCOL.md: retries are recognised for 24 hours
 _RATE = "rl"  # rate-limit bucket counters on the identity item: rl<bucket number>
+_RATE_PREFIXES = {"messages": _RATE, "reactions": "rr"}  # reactions count on rr<bucket>
 _STALE_BUCKETS_KEPT = 32
 
 # Worst case 2 x (1 s + 2 s) plus a short backoff: inside the functions' 10 s timeout
@@ -93,6 +122,17 @@ class Keys:
     @staticmethod
     def message(room: str, message_id: str) -> dict[str, Any]:
         return _key(Keys.room(room), Keys.MESSAGE_PREFIX + message_id)
+
+    @staticmethod
+    def read_marker(username: str, room: str) -> dict[str, Any]:
+        return _key(Keys.user(username), Keys.READ_PREFIX + room)
+
+    READ_PREFIX = "READ#"
+
+    @staticmethod
+    def user(username: str) -> str:
+        """A user's partition in Messages (usernames cannot contain '#')."""
+        return f"USER#{username}"
 
     @staticmethod
     def idempotency(message: Message) -> dict[str, Any]:
@@ -174,14 +214,33 @@ def to_member(item: dict[str, Any]) -> Member:
     )
 
 
+_REACTION = "x:"  # x:<emoji>: the users who reacted with it (a string set)
+_EMOJI_SET = "xs"  # the emoji present (a string set): the cap's count
+_VERSION = "v"
+_SENT_AT = "rb"  # when a reactions event of this message was last sent (epoch ms)
+_PENDING = "rp"  # when a delayed reactions send was queued (epoch ms), while it is
+# A pending mark older than this is taken for lost (its queue item failed): a burst
+# after it is sent again rather than never.
+PENDING_STALE_MS = 60_000
+
+
 def to_message(item: dict[str, Any]) -> Message:
+    reactions = {
+        name[len(_REACTION):]: frozenset(value["SS"])
+        for name, value in item.items()
+        if name.startswith(_REACTION) and "SS" in value
+    }
     return Message(
         id=item["id"]["S"],
         room=item["room"]["S"],
         username=item["username"]["S"],
-        text=item["text"]["S"],
+        text=item["text"]["S"] if "text" in item else "",
         created_at=item["created_at"]["S"],
         client_id=item["client_id"]["S"] if "client_id" in item else None,
+        version=int(item[_VERSION]["N"]) if _VERSION in item else 1,
+        edited_at=item["edited_at"]["S"] if "edited_at" in item else None,
+        deleted_at=item["deleted_at"]["S"] if "deleted_at" in item else None,
+        reactions=reactions,
     )
 
 
@@ -335,22 +394,27 @@ class Store:
         return members, RoomLayout(layout)
 
     def count_frame(
-        self, connection_id: str, bucket: int, since_bucket: int
+        self, connection_id: str, bucket: int, since_bucket: int, kind: str = "messages"
     ) -> tuple[Connection, int] | None:
-        """Count one ``new_message`` frame; return the sender and its frames since a bucket.
+        """Count one frame; return the sender and its frames since a bucket.
+
+        ``kind``: which limit the frame counts toward, ``messages`` (``new_message``,
+        ``edit_message``, ``delete_message``: counters ``rl<n>``) or ``reactions``
+        (``react``: ``rr<n>``).
 
         A sliding window made of short buckets (``rl<bucket>`` counters on the identity
         item): one atomic ``ADD`` that also returns the identity, so the per-message path
         needs no separate read, and concurrent frames cannot both slip under the limit.
         None when the connection is not (or no longer) registered.
         """
+        prefix = _RATE_PREFIXES[kind]
         try:
             item = self.client.update_item(
                 TableName=self.connections_table,
                 Key=Keys.connection(connection_id),
                 UpdateExpression="ADD #bucket :one",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#bucket": f"{_RATE}{bucket}"},
+                ExpressionAttributeNames={"#bucket": f"{prefix}{bucket}"},
                 ExpressionAttributeValues={":one": _n(1)},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
@@ -361,13 +425,13 @@ class Store:
         if _expired(item):
             return None
         counts = {
-            int(name[len(_RATE) :]): int(value["N"])
+            int(name[len(prefix) :]): int(value["N"])
             for name, value in item.items()
-            if name.startswith(_RATE) and name[len(_RATE) :].isdigit()
+            if name.startswith(prefix) and name[len(prefix) :].isdigit()
         }
         stale = [b for b in counts if b < since_bucket]
         if len(stale) >= _STALE_BUCKETS_KEPT:  # rare: tidy up once in a while, not per frame
-            names = {f"#s{i}": f"{_RATE}{b}" for i, b in enumerate(stale)}
+            names = {f"#s{i}": f"{prefix}{b}" for i, b in enumerate(stale)}
             try:
                 self.client.update_item(
                     TableName=self.connections_table,
@@ -448,6 +512,275 @@ class Store:
             ConsistentRead=True,
         ).get("Item")
         return to_message(item) if item else None
+
+    # -- a message's life --------------------------------------------------------------
+
+    # The condition every change of a message shares: it exists and is not a tombstone.
+    _LIVE = "attribute_exists(pk) AND attribute_not_exists(deleted_at)"
+
+    def edit_message(self, room: str, message_id: str, username: str, text: str,
+                     edited_at: str) -> Message:
+        """Replace the text of ``username``'s message, version + 1: one UpdateItem."""
+        return self._change(
+            room, message_id, username,
+            "SET #text = :text, edited_at = :at, #v = if_not_exists(#v, :one) + :one",
+            {":text": _s(text)}, edited_at,
+        )
+
+    def delete_message(self, room: str, message_id: str, username: str,
+                       deleted_at: str) -> Message:
+        """Make ``username``'s message a tombstone, version + 1: its text and reactions
+        are removed from the item (one UpdateItem; a second one when it had reactions)."""
+        message = self._change(
+            room, message_id, username,
+            "SET deleted_at = :at, #v = if_not_exists(#v, :one) + :one "
+            f"REMOVE #text, {_EMOJI_SET}, {_SENT_AT}, {_PENDING}",
+            {}, deleted_at,
+        )
+        if message.reactions:
+            # No reaction can be added any more (every react requires _LIVE), so this
+            # removes them all.
+            names = {f"#x{i}": _REACTION + e for i, e in enumerate(message.reactions)}
+            self._call(
+                "update_item", TableName=self.messages_table, Key=Keys.message(room, message_id),
+                UpdateExpression="REMOVE " + ", ".join(names),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+            )
+        return message._replace(text="", reactions={})
+
+    def _change(self, room: str, message_id: str, username: str, update: str,
+                values: dict[str, Any], at: str) -> Message:
+        try:
+            item = self.client.update_item(
+                TableName=self.messages_table,
+                Key=Keys.message(room, message_id),
+                UpdateExpression=update,
+                ConditionExpression=f"{self._LIVE} AND #u = :me",
+                ExpressionAttributeNames={"#text": "text", "#v": _VERSION, "#u": "username"},
+                ExpressionAttributeValues={
+                    **values, ":at": _s(at), ":one": _n(1), ":me": _s(username)},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+            current = self.get_message(room, message_id)
+            if current is None or current.deleted_at is not None:
+                raise MessageMissing(message_id) from None
+            if current.username != username:
+                raise NotAuthor(message_id) from None
+            raise StorageError("a message changed while it was being changed") from None
+        return to_message(item)
+
+    def get_message(self, room: str, message_id: str) -> Message | None:
+        item = self._call(
+            "get_item", TableName=self.messages_table, Key=Keys.message(room, message_id),
+            ConsistentRead=True,
+        ).get("Item")
+        return to_message(item) if item else None
+
+    def react(self, room: str, message_id: str, username: str, emoji: str, on: bool,
+              max_emoji: int) -> Message | None:
+        """Add (``on``) or remove ``username``'s ``emoji`` on a message: one UpdateItem.
+
+        Returns the message with its reactions afterwards, or None when nothing changed
+        (added twice, or removing what is not there). Raises MessageMissing (no such
+        message, or deleted) and TooManyReactions (a new emoji past ``max_emoji``).
+        """
+        names = {"#e": _REACTION + emoji}
+        values = {":u": {"SS": [username]}, ":me": _s(username)}
+        if on:
+            update = f"ADD #e :u, {_EMOJI_SET} :es"
+            condition = (f"{self._LIVE} AND NOT contains(#e, :me) AND (contains({_EMOJI_SET}, "
+                         f":emoji) OR attribute_not_exists({_EMOJI_SET}) OR "
+                         f"size({_EMOJI_SET}) < :cap)")
+            values.update({":es": {"SS": [emoji]}, ":emoji": _s(emoji), ":cap": _n(max_emoji)})
+        else:
+            update = "DELETE #e :u"
+            condition = f"{self._LIVE} AND contains(#e, :me)"
+        try:
+            item = self.client.update_item(
+                TableName=self.messages_table, Key=Keys.message(room, message_id),
+                UpdateExpression=update, ConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+            current = self.get_message(room, message_id)
+            if current is None or current.deleted_at is not None:
+                raise MessageMissing(message_id) from None
+            has = username in current.reactions.get(emoji, ())
+            if on and not has and emoji not in current.reactions:
+                raise TooManyReactions(message_id) from None
+            return None  # already there / not there: nothing to do
+        message = to_message(item)
+        if not on and emoji not in message.reactions:
+            # The emoji's last user left: take it out of the cap's count, unless someone
+            # reacted with it again meanwhile.
+            try:
+                self.client.update_item(
+                    TableName=self.messages_table, Key=Keys.message(room, message_id),
+                    UpdateExpression=f"DELETE {_EMOJI_SET} :es",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#e)",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":es": {"SS": [emoji]}},
+                )
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise StorageError(f"update_item: {exc}") from exc
+        return message
+
+    def claim_reactions_send(self, room: str, message_id: str, now_ms: int,
+                             interval_ms: int, pending: bool = False) -> Message | None:
+        """Take the right to send a message's reactions now: one conditional UpdateItem.
+
+        Granted (the message, with its latest reactions) when the last send is at least
+        ``interval_ms`` old and, for a live change, no delayed send is pending; for the
+        delayed send itself (``pending``), only while its mark is there. None otherwise.
+        """
+        if pending:
+            waiting = f"attribute_exists({_PENDING})"
+            update = f"SET {_SENT_AT} = :now REMOVE {_PENDING}"
+        else:
+            waiting = f"(attribute_not_exists({_PENDING}) OR {_PENDING} < :stale)"
+            update = f"SET {_SENT_AT} = :now"
+        try:
+            item = self.client.update_item(
+                TableName=self.messages_table, Key=Keys.message(room, message_id),
+                UpdateExpression=update,
+                ConditionExpression=(f"{self._LIVE} AND {waiting} AND "
+                                     f"(attribute_not_exists({_SENT_AT}) OR {_SENT_AT} <= :cut)"),
+                ExpressionAttributeValues={
+                    ":now": _n(now_ms), ":cut": _n(now_ms - interval_ms),
+                    **({} if pending else {":stale": _n(now_ms - PENDING_STALE_MS)})},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+            return None
+        return to_message(item)
+
+    def mark_reactions_pending(self, room: str, message_id: str, now_ms: int) -> int | None:
+        """Mark a delayed reactions send as pending: one conditional UpdateItem.
+
+        Returns when the last send was (epoch ms, 0 if never) if this call marked it, so
+        the caller queues the send; None when one is pending already (it will carry this
+        change too) or the message is gone.
+        """
+        try:
+            item = self.client.update_item(
+                TableName=self.messages_table, Key=Keys.message(room, message_id),
+                UpdateExpression=f"SET {_PENDING} = :now",
+                ConditionExpression=(f"{self._LIVE} AND (attribute_not_exists({_PENDING}) "
+                                     f"OR {_PENDING} < :stale)"),
+                ExpressionAttributeValues={
+                    ":now": _n(now_ms), ":stale": _n(now_ms - PENDING_STALE_MS)},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+            return None
+        return int(item[_SENT_AT]["N"]) if _SENT_AT in item else 0
+
+    def reactions_pending(self, room: str, message_id: str) -> tuple[bool, int]:
+        """Whether a delayed send is still pending on a live message, and the last send."""
+        item = self._call(
+            "get_item", TableName=self.messages_table, Key=Keys.message(room, message_id),
+            ConsistentRead=True,
+        ).get("Item")
+        if not item or "deleted_at" in item or _PENDING not in item:
+            return False, 0
+        return True, int(item[_SENT_AT]["N"]) if _SENT_AT in item else 0
+
+    def clear_reactions_pending(self, room: str, message_id: str) -> None:
+        """Forget a pending mark whose queue item could not be sent."""
+        try:
+            self.client.update_item(
+                TableName=self.messages_table, Key=Keys.message(room, message_id),
+                UpdateExpression=f"REMOVE {_PENDING}",
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+
+    # -- read markers ------------------------------------------------------------------
+
+    def mark_read(self, username: str, room: str, message_id: str, now_ms: int) -> bool:
+        """Move the user's marker in ``room`` forward to ``message_id``; False if it was
+        already there or further (one conditional UpdateItem)."""
+        try:
+            self.client.update_item(
+                TableName=self.messages_table, Key=Keys.read_marker(username, room),
+                UpdateExpression="SET #m = :id, #room = :room, marked_at = :now",
+                ConditionExpression="attribute_not_exists(#m) OR #m < :id",
+                ExpressionAttributeNames={"#room": "room", "#m": "marker"},
+                ExpressionAttributeValues={
+                    ":id": _s(message_id), ":room": _s(room), ":now": _n(now_ms)},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
+            return False
+        return True
+
+    def read_marker(self, username: str, room: str) -> str | None:
+        item = self._call(
+            "get_item", TableName=self.messages_table, Key=Keys.read_marker(username, room),
+            ConsistentRead=True,
+        ).get("Item")
+        return item["marker"]["S"] if item and "marker" in item else None
+
+    def read_markers(self, username: str, limit: int) -> list[tuple[str, str]]:
+        """The user's (room, marker) pairs, the ``limit`` marked most recently.
+
+        One Query of the user's partition (a marker is ~100 bytes: a 1 MB page holds
+        thousands of rooms; further pages are not read).
+        """
+        page = self._call(
+            "query", TableName=self.messages_table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :read)",
+            ExpressionAttributeValues={":pk": _s(Keys.user(username)),
+                                       ":read": _s(Keys.READ_PREFIX)},
+        )
+        items = sorted(page.get("Items", []), key=lambda i: -int(i["marked_at"]["N"]))
+        return [(i["room"]["S"], i["marker"]["S"]) for i in items[:limit]]
+
+    def unread(self, room: str, marker: str, username: str, cap: int,
+               pages: int = 2) -> tuple[int, str]:
+        """Messages after ``marker`` not sent by ``username`` and not deleted (at most
+        ``cap``), and the newest message id (``marker`` if nothing came after it).
+
+        Newest first, ``cap`` keys a page, at most ``pages`` pages: bounded whatever the
+        room's history.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.messages_table,
+            "KeyConditionExpression": "pk = :pk AND sk > :marker",
+            "ExpressionAttributeValues": {
+                ":pk": _s(Keys.room(room)), ":marker": Keys.message(room, marker)["sk"]},
+            "ProjectionExpression": "#id, #u, deleted_at",
+            "ExpressionAttributeNames": {"#id": "id", "#u": "username"},
+            "ScanIndexForward": False,
+            "Limit": cap,
+        }
+        count, newest = 0, marker
+        for _ in range(pages):
+            page = self._call("query", **kwargs)
+            found = page.get("Items", [])
+            if found and newest == marker:
+                newest = found[0]["id"]["S"]
+            count += sum(1 for i in found
+                         if i["username"]["S"] != username and "deleted_at" not in i)
+            if count >= cap or "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return min(count, cap), newest
 
     def page_messages(
         self, room: str, before: str | None, limit: int

@@ -3,6 +3,8 @@
 One message per ``chat.model.ShardWork``, its body JSON; sent in batches of ten
 (``SendMessageBatch``, SQS's maximum). The worker (``chat.handlers.fanout_worker``)
 receives them through Lambda's SQS event source and reads them back with ``decode``.
+The same queue carries ``chat.model.ReactionsFlush`` items (``"kind": "reactions"``): a
+message's coalesced reactions, sent once their delay (``DelaySeconds``) has passed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat.model import ShardWork, StorageError
+from chat.model import ReactionsFlush, ShardWork, StorageError
 
 CLIENT_CONFIG = Config(
     connect_timeout=1,
@@ -29,7 +31,13 @@ class QueueError(StorageError):
     """SQS did not take some work items (after retrying them)."""
 
 
-def encode(work: ShardWork) -> str:
+def encode(work: ShardWork | ReactionsFlush) -> str:
+    if isinstance(work, ReactionsFlush):
+        flush: dict[str, Any] = {"kind": REACTIONS_KIND, "room": work.room,
+                                 "message_id": work.message_id}
+        if work.attempt:
+            flush["attempt"] = work.attempt
+        return json.dumps(flush, ensure_ascii=False, separators=(",", ":"))
     body: dict[str, Any] = {"room": work.room, "shard": work.shard, "event": work.event}
     if work.skip is not None:
         body["skip"] = work.skip
@@ -40,9 +48,16 @@ def encode(work: ShardWork) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode(body: str) -> ShardWork:
+REACTIONS_KIND = "reactions"
+
+
+def decode(body: str) -> ShardWork | ReactionsFlush:
     """A work item from a message body; ValueError (or KeyError/TypeError) if it is not one."""
     data = json.loads(body)
+    if data.get("kind") == REACTIONS_KIND:
+        flush = ReactionsFlush(room=str(data["room"]), message_id=str(data["message_id"]),
+                               attempt=int(data.get("attempt", 0)))
+        return flush
     ids = data.get("connection_ids")
     work = ShardWork(
         room=str(data["room"]),
@@ -64,7 +79,7 @@ class FanoutQueue:
         self.client = client
         self.queue_url = queue_url
 
-    def enqueue(self, works: Sequence[ShardWork], delay_s: int = 0) -> None:
+    def enqueue(self, works: Sequence[ShardWork | ReactionsFlush], delay_s: int = 0) -> None:
         """Send every item, ten per call; entries SQS refuses are sent once more."""
         delay = max(0, min(MAX_DELAY_S, int(delay_s)))
         for start in range(0, len(works), BATCH):

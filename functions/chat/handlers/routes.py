@@ -214,6 +214,31 @@ def typing(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
 
 
 @_message_route
+def edit_message(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.edit_message(connection_id, frame)
+
+
+@_message_route
+def delete_message(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.delete_message(connection_id, frame)
+
+
+@_message_route
+def react(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.react(connection_id, frame)
+
+
+@_message_route
+def mark_read(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.mark_read(connection_id, frame)
+
+
+@_message_route
+def rooms(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
+    chat.rooms(connection_id)
+
+
+@_message_route
 def default(chat: Chat, connection_id: str, frame: dict[str, Any]) -> None:
     # Reached with valid JSON only when the action is missing or not a route
     # (parse_frame already turned bad JSON into invalid_json).
