@@ -11,6 +11,7 @@ import { Outbox } from './outbox.js';
 import { bearerProtocols, frames, socketUrl } from './protocol.js';
 import { clearRoom, renderAll, updateOlderButton } from './screen.js';
 import { app } from './state.js';
+import { SlowDown } from './slowdown.js';
 import { RoomStore } from './store.js';
 import { renderStatus } from './view.js';
 
@@ -37,6 +38,7 @@ export function startSession({ websocketUrl, rules: r }, me, room) {
     lastTypingSent: 0, unread: 0, timers: new Set(),
     whoTimer: 0, // a coalesced `who` after presence leaves (see incoming.js)
     onUnseen: () => bumpUnread(s),
+    slow: new SlowDown(), // the gateway's throttle answers: how long to back off
   };
   s.history = new HistoryLoader({
     send, pageSize: r.historyLimit, onChange: () => { if (app.session === s) updateOlderButton(s); },

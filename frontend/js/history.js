@@ -117,6 +117,27 @@ export class HistoryLoader {
     return req.kind;
   }
 
+  /**
+   * The gateway refused a frame without saying which (its throttle answer): the request
+   * in flight, unless its page comes first, is asked again `delayMs` from now, first in
+   * line. A page that does come after all is taken as the answer; the repeat's page then
+   * finds no request in flight and is dropped (pages merge by id anyway).
+   */
+  throttled(delayMs) {
+    const req = this.inFlight;
+    if (!req || req.throttled) return;
+    this.#io.timers.clearTimeout(req.timer);
+    req.throttled = true;
+    req.timer = this.#io.timers.setTimeout(() => {
+      if (this.inFlight !== req) return;
+      this.inFlight = null;
+      const again = { ...req, throttled: false };
+      delete again.timer;
+      this.queue.unshift(again);
+      this.#pump();
+    }, delayMs);
+  }
+
   /** The socket closed: whatever was asked on it will never be answered. */
   disconnected() {
     this.#settle();

@@ -8,6 +8,7 @@ import { frames } from './protocol.js';
 import {
   ensureTypingTicker, isNearBottom, renderAll, renderOnlineList, renderTypingLine, showJump,
 } from './screen.js';
+import { SlowDown } from './slowdown.js';
 import { app } from './state.js';
 
 // After a `leave`, one `who` for a burst of them, at a random moment so a room full of
@@ -18,6 +19,7 @@ const WHO_JITTER_MS = 2500;
 export function onFrame(s, data) {
   if (s !== app.session) return;
   if (data.room !== undefined && data.room !== s.store.room) return; // never another room's event
+  if (data.type === 'history' || data.type === 'error' || data.username === s.me) s.slow.served();
   switch (data.type) {
     case 'message': {
       const own = data.username === s.me;
@@ -61,7 +63,13 @@ export function onFrame(s, data) {
       onError(s, data);
       break;
     default:
-      if (data.type === undefined && typeof data.message === 'string') {
+      if (SlowDown.isThrottle(data)) {
+        // The gateway dropped one of our frames, without saying which: every frame not
+        // answered yet goes again after a backoff (slowdown.js).
+        const delay = s.slow.hit();
+        s.outbox.throttled(delay);
+        s.history.throttled(delay);
+      } else if (data.type === undefined && typeof data.message === 'string') {
         // API Gateway's own failure frame ({"message": "Internal server error", ...}) has
         // no type and no client_id; a history request in flight is the likely victim.
         s.history.failed();

@@ -8,7 +8,8 @@
 // messages in the order we wrote them. The one in flight is settled by its echo, by an
 // error naming its client_id, or by CONFIRM_TIMEOUT_MS of silence; then the next goes.
 // Resending with the same client_id is always safe: the server stores each client_id
-// once and echoes the original, also over a new connection.
+// once and echoes the original, also over a new connection. So is resending the one in
+// flight after the gateway's throttle answer (throttled(), see slowdown.js).
 
 import { frames } from './protocol.js';
 
@@ -23,6 +24,7 @@ export class Outbox {
   #online = false;
   #stopped = false;
   #confirmTimer = 0;
+  #resendTimer = 0; // the one in flight goes again when this fires (after a throttle answer)
 
   constructor({ me, send, onChange = () => {}, timers = globalThis }) {
     this.#me = me;
@@ -90,6 +92,30 @@ export class Outbox {
     return true;
   }
 
+  /**
+   * The gateway refused a frame without saying which: the one in flight, unless its
+   * answer comes first, is sent again (same client_id) `delayMs` from now. Its confirm
+   * timeout starts over then. Nothing else goes meanwhile: one in flight at a time.
+   */
+  throttled(delayMs) {
+    const clientId = this.inFlight;
+    if (!clientId || this.#resendTimer) return;
+    this.#io.timers.clearTimeout(this.#confirmTimer);
+    this.#confirmTimer = 0;
+    this.#resendTimer = this.#io.timers.setTimeout(() => {
+      this.#resendTimer = 0;
+      const entry = this.entries.get(clientId);
+      if (this.inFlight !== clientId || !entry) return;
+      if (this.#online && this.#io.send(frames.newMessage(entry.text, clientId))) {
+        this.#confirmTimer = this.#io.timers.setTimeout(() => this.#timedOut(), CONFIRM_TIMEOUT_MS);
+      } else {
+        this.#release(); // the socket is gone: connected() sends it again
+        this.#setState(clientId, 'queued');
+        this.#io.onChange();
+      }
+    }, delayMs);
+  }
+
   /** The room was left. */
   stop() {
     this.#stopped = true;
@@ -119,7 +145,9 @@ export class Outbox {
 
   #release() {
     if (this.#confirmTimer) this.#io.timers.clearTimeout(this.#confirmTimer);
+    if (this.#resendTimer) this.#io.timers.clearTimeout(this.#resendTimer);
     this.#confirmTimer = 0;
+    this.#resendTimer = 0;
     this.inFlight = null;
   }
 

@@ -58,6 +58,7 @@ test('our pending messages follow the confirmed ones, in the order they were wri
   assert.deepEqual(items.map((m) => m.id ?? m.clientId), ['01', '02', 'c2', 'c1']);
   assert.deepEqual(items[3], {
     id: null, clientId: 'c1', username: 'ana', text: 'a', createdAt: '', state: 'failed', error: 'nope',
+    version: 0, editedAt: null, deleted: false, reactions: {},
   });
 });
 
