@@ -190,14 +190,19 @@ class Function:
 POSTING_PACKAGES: tuple[str, ...] = ("httptools",)
 
 
+# What `react` imports besides: emoji decides what one emoji is (pure Python, imported
+# on the first reaction only; pyproject's `layer-reactions` group).
+REACTION_PACKAGES: tuple[str, ...] = (*POSTING_PACKAGES, "emoji")
+
+
 def _route(key: str, handler: str, description: str, **kwargs: object) -> Function:
+    kwargs.setdefault("packages", POSTING_PACKAGES)  # every route posts (below)
     return Function(
         name=pascal_case(key),
         handler=f"chat.handlers.routes.{handler}",
         trigger=Route(key),
         description=description,
         posts_to_connections=True,  # every route replies or broadcasts through @connections
-        packages=POSTING_PACKAGES,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -255,6 +260,7 @@ ROUTE_FUNCTIONS: tuple[Function, ...] = (
         tables={CONNECTIONS: "read_write", MESSAGES: "update"},
         sends_to=(FANOUT_QUEUE,),
         settings=(RATE_LIMIT_REACTIONS, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY),
+        packages=REACTION_PACKAGES,
         memory_mb=1024,
     ),
     # update on Messages: the marker (UpdateItem) and the message it names (GetItem).

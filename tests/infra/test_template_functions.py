@@ -9,7 +9,13 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from chat.config import CALLBACK_URL_ENV
-from chat.functions import FUNCTIONS, POSTING_PACKAGES, Function
+from chat.functions import (
+    FUNCTIONS,
+    POSTING_PACKAGES,
+    REACTION_PACKAGES,
+    Function,
+    function_for_route,
+)
 from infra.layers import layer_dir
 from infra.settings import DEFAULTS
 from tests.infra.conftest import CONTEXT, ROUTES, Synth, function_for, ref_id, table_ids
@@ -37,8 +43,13 @@ def test_one_function_per_route_on_arm64_python313(template: Template) -> None:
 def test_the_functions_that_post_share_one_arm64_layer_with_httptools(
     resources: dict[str, Any],
 ) -> None:
-    posting = [fn for fn in FUNCTIONS if fn.posts_to_connections]
-    assert posting and all(fn.packages == POSTING_PACKAGES for fn in posting)
+    # Every function that posts carries httptools; all but `react` (which adds emoji, see
+    # the next test) share exactly the posting layer.
+    assert all(set(POSTING_PACKAGES) <= set(fn.packages)
+               for fn in FUNCTIONS if fn.posts_to_connections)
+    posting = [fn for fn in FUNCTIONS
+               if fn.posts_to_connections and fn.packages == POSTING_PACKAGES]
+    assert len(posting) == len([fn for fn in FUNCTIONS if fn.posts_to_connections]) - 1
     layers = {json.dumps(function_for(resources, fn)[1]["Properties"]["Layers"])
               for fn in posting}
     assert len(layers) == 1  # Powertools and the one packages layer, the same for all
@@ -52,6 +63,18 @@ def test_the_functions_that_post_share_one_arm64_layer_with_httptools(
     native = list(built.glob("parser/parser*.so"))
     assert native and native[0].read_bytes()[:4] == b"\x7fELF"
     assert native[0].read_bytes()[18] == 0xB7  # e_machine: EM_AARCH64
+
+
+def test_react_has_a_layer_of_its_own_with_emoji_and_httptools(
+    resources: dict[str, Any],
+) -> None:
+    react = function_for_route("react")
+    assert react.packages == REACTION_PACKAGES
+    layers = function_for(resources, react)[1]["Properties"]["Layers"]
+    assert len(layers) == 2  # Powertools and its packages
+    built = layer_dir(REACTION_PACKAGES) / "python"
+    assert (built / "emoji" / "__init__.py").is_file()
+    assert list((built / "httptools" / "parser").glob("parser*.so"))
 
 
 def test_powertools_layer_comes_from_the_public_ssm_parameter(synth: Synth) -> None:
