@@ -3,10 +3,15 @@ moto's SQS and polls it like Lambda's event source, invoking the real worker."""
 
 from __future__ import annotations
 
+import socket
 import time
 
+import boto3
 import pytest
+from botocore.config import Config
 
+from chat.adapters.dynamodb import Store
+from chat.model import StorageError
 from local_gateway.settings import GatewaySettings
 from local_gateway.testing import GatewayThread
 from tests.gateway.conftest import open_client, unique_room
@@ -73,3 +78,19 @@ def test_a_backlog_is_drained_by_several_worker_invocations_at_once():
         finally:
             for client in clients:
                 client.close()
+
+
+def test_a_shard_read_that_times_out_is_a_storage_error_so_the_worker_requeues_it_soon():
+    """A DynamoDB that does not answer in time is the store failing (``StorageError``),
+    which the worker answers by putting the shard back on the queue a few seconds later
+    (``Chat.deliver``), not a raised botocore error that would leave the item hidden for
+    the queue's whole visibility timeout (180 s)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        client = boto3.client(
+            "dynamodb", endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+            config=Config(connect_timeout=1, read_timeout=0.2,
+                          retries={"mode": "standard", "total_max_attempts": 1}))
+        store = Store(client, connections_table="c", messages_table="m")
+        with pytest.raises(StorageError, match="query"):
+            store.room_shard("general", 1)

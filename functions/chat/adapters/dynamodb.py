@@ -57,7 +57,7 @@ import time
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chat.model import (
     Connection,
@@ -815,6 +815,8 @@ class Store:
         try:
             return getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
+            raise StorageError(f"{operation}: {exc}") from exc
+        except BotoCoreError as exc:  # timed out, unreachable: the store failed all the same
             raise StorageError(f"{operation}: {exc}") from exc
 
 
