@@ -96,6 +96,9 @@ _CHUNK = 256
 _MAX_ROUNDS = 12
 _RETRY_BASE_S = 0.2
 _RETRY_CAP_S = 4.0
+# How long a reactions send may hold the message's "sending" mark: the function's timeout
+# (a send that died with it frees the message this long after it started).
+_REACTIONS_LEASE_MS = 10_000
 
 
 class StorePort(Protocol):
@@ -117,7 +120,9 @@ class StorePort(Protocol):
     def react(self, room: str, message_id: str, username: str, emoji: str, on: bool,
               max_emoji: int) -> Message | None: ...
     def claim_reactions_send(self, room: str, message_id: str, now_ms: int,
-                             interval_ms: int, pending: bool = False) -> Message | None: ...
+                             interval_ms: int, lease_ms: int,
+                             pending: bool = False) -> Message | None: ...
+    def reactions_sent(self, room: str, message_id: str, ended_ms: int) -> None: ...
     def mark_reactions_pending(self, room: str, message_id: str, now_ms: int) -> int | None: ...
     def reactions_pending(self, room: str, message_id: str) -> tuple[bool, int]: ...
     def clear_reactions_pending(self, room: str, message_id: str) -> None: ...
@@ -321,13 +326,9 @@ class Chat:
         room = sender.room
         now_ms = int(self.clock() * 1000)
         claimed = self.store.claim_reactions_send(room, request.id, now_ms,
-                                                  REACTIONS_INTERVAL_MS)
+                                                  REACTIONS_INTERVAL_MS, _REACTIONS_LEASE_MS)
         if claimed is not None:
-            members, layout = self.store.room_shard(room)
-            if layout.sharded:
-                self.reply(connection_id, reactions_event(claimed))
-            else:
-                self._broadcast(room, members, reactions_event(claimed))
+            self._send_reactions(room, claimed, only=connection_id)
             return
         if self.store.layout(room).sharded:
             # Beyond one shard the room is not told (PROTOCOL.md); the sender is.
@@ -341,18 +342,34 @@ class Chat:
         """The delayed send of a burst of reactions: the latest summary, once."""
         now_ms = int(self.clock() * 1000)
         message = self.store.claim_reactions_send(
-            work.room, work.message_id, now_ms, REACTIONS_INTERVAL_MS, pending=True)
+            work.room, work.message_id, now_ms, REACTIONS_INTERVAL_MS, _REACTIONS_LEASE_MS,
+            pending=True)
         if message is None:
             pending, last_sent = self.store.reactions_pending(work.room, work.message_id)
-            if pending and work.attempt < MAX_REQUEUES:  # early (SQS delays are whole seconds)
+            if pending and work.attempt < MAX_REQUEUES:
+                # Early: SQS delays are whole seconds, or a send was still running.
                 self._queue_flush(work._replace(attempt=work.attempt + 1), last_sent, now_ms)
             return  # sent already (a duplicate delivery), or the message was deleted
-        members, layout = self.store.room_shard(work.room)
-        if not layout.sharded:
-            self._broadcast(work.room, members, reactions_event(message))
+        self._send_reactions(work.room, message, only=None)
+
+    def _send_reactions(self, room: str, message: Message, only: str | None) -> None:
+        """The claimed send: the room within one shard; beyond it, only ``only`` (the
+        sender). Then record when it ended: the next send starts an interval later, so
+        two never reach a connection closer than that, however long a fan-out takes."""
+        try:
+            members, layout = self.store.room_shard(room)
+            if not layout.sharded:
+                self._broadcast(room, members, reactions_event(message))
+            elif only is not None:
+                self.reply(only, reactions_event(message))
+        finally:
+            self.store.reactions_sent(room, message.id, int(self.clock() * 1000))
 
     def _queue_flush(self, work: ReactionsFlush, last_sent: int, now_ms: int) -> None:
-        delay_s = max(1, math.ceil((last_sent + REACTIONS_INTERVAL_MS - now_ms) / 1000))
+        # Until the interval after the last send has passed; at most 2 s at a time (a send
+        # still running holds a lease, not its end: the delayed send looks again).
+        wait_ms = last_sent + REACTIONS_INTERVAL_MS - now_ms
+        delay_s = min(2, max(1, math.ceil(wait_ms / 1000)))
         try:
             if self.queue is None:
                 raise StorageError("no fan-out queue")

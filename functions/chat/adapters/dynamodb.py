@@ -634,19 +634,22 @@ class Store:
         return message
 
     def claim_reactions_send(self, room: str, message_id: str, now_ms: int,
-                             interval_ms: int, pending: bool = False) -> Message | None:
+                             interval_ms: int, lease_ms: int,
+                             pending: bool = False) -> Message | None:
         """Take the right to send a message's reactions now: one conditional UpdateItem.
 
-        Granted (the message, with its latest reactions) when the last send is at least
-        ``interval_ms`` old and, for a live change, no delayed send is pending; for the
-        delayed send itself (``pending``), only while its mark is there. None otherwise.
+        Granted (the message, with its latest reactions) when the last send ended at
+        least ``interval_ms`` ago and, for a live change, no delayed send is pending; for
+        the delayed send itself (``pending``), only while its mark is there. None
+        otherwise. While the send runs, ``rb`` holds ``now_ms + lease_ms`` (nobody else
+        sends); ``reactions_sent`` then records when it ended.
         """
         if pending:
             waiting = f"attribute_exists({_PENDING})"
-            update = f"SET {_SENT_AT} = :now REMOVE {_PENDING}"
+            update = f"SET {_SENT_AT} = :lease REMOVE {_PENDING}"
         else:
             waiting = f"(attribute_not_exists({_PENDING}) OR {_PENDING} < :stale)"
-            update = f"SET {_SENT_AT} = :now"
+            update = f"SET {_SENT_AT} = :lease"
         try:
             item = self.client.update_item(
                 TableName=self.messages_table, Key=Keys.message(room, message_id),
@@ -654,7 +657,7 @@ class Store:
                 ConditionExpression=(f"{self._LIVE} AND {waiting} AND "
                                      f"(attribute_not_exists({_SENT_AT}) OR {_SENT_AT} <= :cut)"),
                 ExpressionAttributeValues={
-                    ":now": _n(now_ms), ":cut": _n(now_ms - interval_ms),
+                    ":lease": _n(now_ms + lease_ms), ":cut": _n(now_ms - interval_ms),
                     **({} if pending else {":stale": _n(now_ms - PENDING_STALE_MS)})},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
@@ -663,6 +666,19 @@ class Store:
                 raise StorageError(f"update_item: {exc}") from exc
             return None
         return to_message(item)
+
+    def reactions_sent(self, room: str, message_id: str, ended_ms: int) -> None:
+        """Record when a reactions send ended (the next may start ``interval_ms`` later)."""
+        try:
+            self.client.update_item(
+                TableName=self.messages_table, Key=Keys.message(room, message_id),
+                UpdateExpression=f"SET {_SENT_AT} = :end",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":end": _n(ended_ms)},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StorageError(f"update_item: {exc}") from exc
 
     def mark_reactions_pending(self, room: str, message_id: str, now_ms: int) -> int | None:
         """Mark a delayed reactions send as pending: one conditional UpdateItem.
