@@ -1,0 +1,449 @@
+"""``make rehearse``: the deploy rehearsal. What ``cdk deploy`` would ship, run here.
+
+For each auth mode it synthesizes the app (``npx cdk synth``, this venv's Python, a small
+``fanout_shard_size`` so that a room of a few people is a big room), serves the
+synthesized ``cdk.out`` with the local gateway (``cdk_out.DeployedApp``: every function
+from its code asset and layers, on Python 3.13 under awslambdaric, against the gateway's
+Runtime API, with only the template's environment), and drives it over real sockets:
+
+- ``auth=none``: every route the template has, each at least once (frames for the
+  routes PROTOCOL.md names, with the answer each must bring; a route it does not know
+  is sent ``{"action": <route>}`` and must be answered without a function error),
+  ``$default`` with a frame that is not JSON, a big room's message through the fan-out
+  queue (every member must receive it), and ``$disconnect``;
+- ``auth=cognito``: a sign-up the pre sign-up function refuses and one it accepts
+  (through the local Cognito), a handshake the authorizer refuses (401) and one it
+  allows, then a message under the verified name.
+
+It prints one line per function (its handler, code asset, layers and the Runtime API
+calls it made) and a verdict, and exits 1 if anything failed: a function that was not
+invoked, a Runtime API error or init error nobody expected, a crash or timeout, an answer
+missing, or a gateway "Internal server error".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from chat.functions import ConnectAuthorizer, QueueConsumer, Route, UserPoolTrigger
+from local_gateway.cdk_out import BUILD, CdkOutError, DeployedApp, dist_infos
+from local_gateway.settings import REPO_ROOT, GatewaySettings
+from local_gateway.testing import GatewayThread
+
+SHARD_SIZE = 2  # members per shard: a room of five is a big room
+BIG_ROOM_MEMBERS = 5
+PASSWORD = "Rehearsal-1!"  # noqa: S105 - a local user's; meets chat.identity's policy
+WAIT_S = 60.0  # for an answer; cold starts on two busy cores take seconds
+
+# What each route PROTOCOL.md names is sent, and the event type that proves it ran
+# (received by anyone in the room). Routes not listed are sent {"action": key}.
+FRAMES: dict[str, tuple[dict[str, Any], str | None]] = {
+    "new_message": ({"text": "rehearsal", "client_id": "r-1"}, "message"),
+    "history": ({}, "history"),
+    "who": ({}, "who"),
+    "typing": ({}, "typing"),
+    "rooms": ({}, "rooms"),
+    "edit_message": ({"id": "{id}", "text": "rehearsal, edited"}, "message_updated"),
+    "react": ({"id": "{id}", "emoji": "👍", "on": True}, "reactions"),
+    "mark_read": ({"id": "{id}"}, "read_marker"),
+    "delete_message": ({"id": "{id}"}, "message_deleted"),
+}
+# new_message first (the others need its id), delete_message last.
+_ORDER = ["new_message", "history", "who", "typing", "edit_message", "react", "mark_read",
+          "rooms"]
+
+
+class Failure(Exception):
+    pass
+
+
+# -- synth -------------------------------------------------------------------------------
+
+
+def synth(auth: str, outdir: Path, shard_size: int) -> float:
+    """``npx cdk synth`` into ``outdir`` with this Python; the seconds it took."""
+    npx = shutil.which("npx")
+    if npx is None:
+        raise Failure("npx is not on PATH (Node.js): the rehearsal synthesizes with the CDK CLI")
+    started = time.monotonic()
+    shutil.rmtree(outdir, ignore_errors=True)
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    command = [npx, "cdk", "synth", "--quiet", "--app", f"{sys.executable} infra/app.py",
+               "-o", str(outdir), "-c", f"auth={auth}", "-c", f"fanout_shard_size={shard_size}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,  # noqa: S603
+                            check=False)
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout)[-3000:]
+        raise Failure(f"cdk synth (auth={auth}) failed:\n{output}")
+    return time.monotonic() - started
+
+
+# -- a client ------------------------------------------------------------------------------
+
+
+class Client:
+    """A WebSocket client whose frames are read in a thread and kept, to wait on."""
+
+    def __init__(self, url: str, subprotocols: list[str] | None = None) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, subprotocols=subprotocols, open_timeout=WAIT_S,  # type: ignore[arg-type]
+                          close_timeout=5)
+        self.frames: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for raw in self.ws:
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    frame = {"raw": raw}
+                with self._changed:
+                    self.frames.append(frame)
+                    self._changed.notify_all()
+        except ConnectionClosed:
+            pass
+
+    def send(self, frame: dict[str, Any] | str) -> None:
+        self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def wait(self, test: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT_S
+        with self._changed:
+            while True:
+                for frame in self.frames:
+                    if test(frame):
+                        return frame
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Failure(f"no {what} within {WAIT_S:.0f} s (got {self.frames[-5:]})")
+                self._changed.wait(left)
+
+    def close(self) -> None:
+        self.ws.close()
+        self._thread.join(timeout=10)
+
+
+def gateway_errors(clients: list[Client]) -> list[dict[str, Any]]:
+    """API Gateway's own answers to a failed integration, and 'internal' errors."""
+    return [f for c in clients for f in c.frames
+            if f.get("message") == "Internal server error" or f.get("code") == "internal"]
+
+
+# -- one mode ----------------------------------------------------------------------------
+
+
+class Run:
+    """One auth mode: the served app and what is checked on it."""
+
+    def __init__(self, app: DeployedApp, gw: GatewayThread, mode: str) -> None:
+        self.app = app
+        self.gw = gw
+        self.mode = mode
+        self.expected_errors: dict[str, int] = {}
+        self.required: set[str] = set()  # functions that must have answered
+        self.notes: list[str] = []
+
+    def counts(self, name: str) -> Any:
+        return self.app.pool.get(name).counts
+
+    def finished(self, name: str) -> int:
+        c = self.counts(name)
+        return c.response + c.error + c.init_error + c.timeouts + c.crashes
+
+    def wait_finished(self, name: str, before: int, what: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while self.finished(name) <= before:
+            if time.monotonic() > deadline:
+                raise Failure(f"{name} did not finish an invocation for {what}")
+            time.sleep(0.02)
+
+    def function_for(self, kind: type, key: str | None = None) -> str:
+        for fn in self.app.functions:
+            if isinstance(fn.trigger, kind) and (key is None or getattr(
+                    fn.trigger, "key", None) == key):
+                return fn.name
+        raise Failure(f"the template has no {kind.__name__} {key or ''}")
+
+    def url(self, room: str, username: str = "") -> str:
+        query = f"room={room}" + (f"&username={username}" if username else "")
+        return f"{self.gw.websocket_url}?{query}"
+
+
+def drive_routes(run: Run, clients: ExitStack) -> None:
+    """auth=none: every route of the template, a big room, $default and $disconnect."""
+    routes = [fn.trigger.key for fn in run.app.functions if isinstance(fn.trigger, Route)]
+    # Two connections (a shard's worth): typing and read markers go to the second.
+    room = "rehearsal"
+    alice = clients.enter_context(_client(run.url(room, "alice")))
+    alice2 = clients.enter_context(_client(run.url(room, "alice")))
+    everyone = [alice, alice2]
+    run.required.add(run.function_for(Route, "$connect"))
+    message_id = ""
+    keyed = [k for k in _ORDER if k in routes]
+    keyed += sorted(k for k in routes if not k.startswith("$") and k not in _ORDER
+                    and k != "delete_message")
+    keyed += [k for k in routes if k == "delete_message"]
+    for key in keyed:
+        name = run.function_for(Route, key)
+        run.required.add(name)
+        body, expected = FRAMES.get(key, ({"client_id": f"r-{key}"}, None))
+        frame = {"action": key, **{k: (v.replace("{id}", message_id) if isinstance(v, str)
+                                       else v) for k, v in body.items()}}
+        before = run.finished(name)
+        seen = {id(c): len(c.frames) for c in everyone}
+        alice.send(frame)
+        try:
+            run.wait_finished(name, before, key)
+            if expected in ("typing", "read_marker"):  # to the sender's other connection
+                alice2.wait(lambda f, t=expected: f.get("type") == t,
+                            f"'{expected}' after {key}")
+            elif expected is not None:  # to the sender, or an error
+                got = alice.wait(lambda f, t=expected: f.get("type") in (t, "error"),
+                                 f"'{expected}' after {key}")
+                if key == "new_message" and got.get("type") == "message":
+                    message_id = got["id"]
+            new = [f for c in everyone for f in c.frames[seen[id(c)]:]]
+            errors = [f for f in new if f.get("type") == "error" and key in FRAMES]
+            if errors:
+                raise Failure(f"{key} was answered with {errors[0]}")
+        except Failure as exc:
+            tail = "\n".join(f"      {line}" for line in list(run.counts(name).output)[-12:])
+            raise Failure(f"{exc}\n    {name}'s last output:\n{tail}") from None
+    # $default: not JSON.
+    name = run.function_for(Route, "$default")
+    run.required.add(name)
+    alice.send("this is not json")
+    alice.wait(lambda f: f.get("code") == "invalid_json", "invalid_json from $default")
+    # A big room: more members than a shard, so new_message hands shards to the queue.
+    worker = run.function_for(QueueConsumer)
+    run.required.add(worker)
+    members = [clients.enter_context(_client(run.url("big-room", f"m{n}")))
+               for n in range(BIG_ROOM_MEMBERS)]
+    before = run.finished(worker)
+    members[0].send({"action": "new_message", "text": "to everyone", "client_id": "big-1"})
+    for member in members:
+        member.wait(lambda f: f.get("type") == "message" and f.get("text") == "to everyone",
+                    "the big room's message")
+    run.wait_finished(worker, before, "the big room's shards")
+    run.notes.append(f"big room: {BIG_ROOM_MEMBERS} members, shards of {SHARD_SIZE}, "
+                     f"{run.finished(worker) - before} fan-out worker invocation(s)")
+    # $disconnect.
+    name = run.function_for(Route, "$disconnect")
+    run.required.add(name)
+    before = run.finished(name)
+    alice2.close()
+    run.wait_finished(name, before, "$disconnect")
+    failed = gateway_errors(everyone + members)
+    if failed:
+        raise Failure(f"the gateway answered a failed integration: {failed[0]}")
+
+
+def drive_sign_in(run: Run, clients: ExitStack) -> None:
+    """auth=cognito: the pre sign-up check, the authorizer, a message under the name."""
+    import boto3
+
+    with urllib.request.urlopen(run.gw.http_url + "/config.json", timeout=WAIT_S) as answer:  # noqa: S310
+        auth = json.load(answer)["auth"]
+    cognito = boto3.client("cognito-idp", endpoint_url=auth["endpoint"],
+                           region_name=auth["region"], aws_access_key_id="unused",
+                           aws_secret_access_key="unused")  # noqa: S106 - moto's
+    check = run.function_for(UserPoolTrigger)
+    authorizer = run.function_for(ConnectAuthorizer)
+    run.required |= {check, authorizer, run.function_for(Route, "$connect"),
+                     run.function_for(Route, "new_message")}
+    try:
+        cognito.sign_up(ClientId=auth["clientId"], Username="<bad>", Password=PASSWORD,
+                        UserAttributes=[{"Name": "email", "Value": "bad@example.com"}])
+        raise Failure("the pre sign-up check let '<bad>' sign up")
+    except cognito.exceptions.UserLambdaValidationException:
+        run.expected_errors[check] = run.expected_errors.get(check, 0) + 1
+    cognito.sign_up(ClientId=auth["clientId"], Username="ana", Password=PASSWORD,
+                    UserAttributes=[{"Name": "email", "Value": "ana@example.com"}])
+    cognito.confirm_sign_up(ClientId=auth["clientId"], Username="ana",
+                            ConfirmationCode="123456")  # any code works locally
+    token = cognito.initiate_auth(
+        ClientId=auth["clientId"], AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "ana", "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]["IdToken"]
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        with _client(run.url("signed-in"), ["chat.v1", "bearer.not-a-token"]):
+            raise Failure("the authorizer let a made-up token in")
+    except InvalidStatus as exc:
+        if exc.response.status_code != 401:
+            raise Failure(f"a made-up token got HTTP {exc.response.status_code}, not 401") from None
+        run.expected_errors[authorizer] = run.expected_errors.get(authorizer, 0) + 1
+    ana = clients.enter_context(_client(run.url("signed-in", "mallory"), ["chat.v1",
+                                                                           "bearer." + token]))
+    sender = run.function_for(Route, "new_message")
+    before = run.finished(sender)
+    ana.send({"action": "new_message", "text": "signed in", "client_id": "s-1"})
+    got = ana.wait(lambda f: f.get("type") == "message", "ana's message")
+    run.wait_finished(sender, before, "ana's message")
+    if got.get("username") != "ana":
+        raise Failure(f"the message went out as {got.get('username')!r}, not the verified 'ana'")
+    run.notes.append("sign-in: a refused sign-up, a 401 handshake, a message as the verified "
+                     "username")
+    failed = gateway_errors([ana])
+    if failed:
+        raise Failure(f"the gateway answered a failed integration: {failed[0]}")
+
+
+@contextmanager
+def _client(url: str, subprotocols: list[str] | None = None) -> Iterator[Client]:
+    client = Client(url, subprotocols)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def _layers(app: DeployedApp, fn: Any) -> str:
+    parts = []
+    for layer in fn.layers:
+        if layer.powertools_version:
+            parts.append(f"Powertools {layer.powertools_version}")
+        elif layer.asset_dir is not None:
+            packages = dist_infos(layer.asset_dir / "python")
+            parts.append(" ".join(f"{n} {v}" for n, v in sorted(packages.items())))
+    return " + ".join(parts) or "none"
+
+
+def report(run: Run) -> list[str]:
+    """One line per function, and the failures found in the counts."""
+    failures = []
+    width = max(len(fn.name) for fn in run.app.functions)
+    handler_width = max(len(fn.handler) for fn in run.app.functions)
+    for fn in run.app.functions:
+        c = run.counts(fn.name)
+        expected = run.expected_errors.get(fn.name, 0)
+        problems = []
+        if fn.name in run.required and c.response == 0:
+            problems.append("never answered")
+        if c.error != expected:
+            problems.append(f"{c.error} error(s), {expected} expected "
+                            f"({dict(c.error_types)})")
+        if c.init_error:
+            problems.append(f"init error ({dict(c.error_types)})")
+        if c.crashes or c.timeouts:
+            problems.append(f"{c.crashes} crash(es), {c.timeouts} timeout(s)")
+        inits = f" ({', '.join(f'{ms:.0f}' for ms in c.init_ms)} ms)" if c.init_ms else ""
+        cold = f"cold starts {c.cold_starts}{inits}" if c.cold_starts else "not started"
+        verdict = "ok" if not problems else "FAILED: " + "; ".join(problems)
+        if fn.name not in run.required and not problems:
+            verdict = "ok (not driven in this mode)" if c.response == 0 else "ok"
+        print(f"  {fn.name:<{width}}  {fn.handler:<{handler_width}}  code {fn.code_dir.name[:18]}"
+              f"  layers: {_layers(run.app, fn)}  Runtime API: next {c.next}, response "
+              f"{c.response}, error {c.error}, init-error {c.init_error}; {cold}  {verdict}",
+              flush=True)
+        if problems:
+            failures.append(f"{run.mode}: {fn.name}: {'; '.join(problems)}")
+            tail = list(c.output)[-12:]
+            if tail:
+                print("    its last output:\n" + "\n".join(f"      {line}" for line in tail))
+    for name, handler in run.app.assembly.untriggered_functions().items():
+        print(f"  {name[:width + 20]}  {handler}: not rehearsed (a CloudFormation custom "
+              f"resource's handler, run at deploy time, not by the chat)")
+    for note in run.notes:
+        print(f"  ({note})")
+    return failures
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def rehearse_mode(mode: str, outdir: Path, *, shard_size: int, skip_synth: bool,
+                  verbose: bool) -> list[str]:
+    synth_s = 0.0 if skip_synth else synth(mode, outdir, shard_size)
+    started = time.monotonic()
+    app = DeployedApp(outdir)
+    if app.auth != mode:
+        raise Failure(f"{outdir} was synthesized with auth={app.auth}, not {mode}")
+    layout = app.prepare()
+    prepare_s = time.monotonic() - started
+    settings = GatewaySettings(port=0, state_dir=None, verbose=verbose)
+    settings.trigger_settings.update(app.trigger_settings())
+    shown = outdir.relative_to(REPO_ROOT) if outdir.is_relative_to(REPO_ROOT) else outdir
+    print(f"auth={mode}: {shown} (synth {synth_s:.1f} s, layers and runtime ready in "
+          f"{prepare_s:.1f} s; "
+          f"Python {layout.python.parent.parent.name.removeprefix('python')}, "
+          f"runtime {layout.runtime_dir.parent.name})", flush=True)
+    failures: list[str] = []
+    with GatewayThread(settings, **app.gateway_kwargs()) as gw:
+        run = Run(app, gw, mode)
+        driven = time.monotonic()
+        try:
+            with ExitStack() as clients:
+                (drive_sign_in if mode == "cognito" else drive_routes)(run, clients)
+        except (Failure, OSError, TimeoutError) as exc:
+            failures.append(f"{mode}: {exc}")
+        except Exception as exc:  # a client library's error: still a failed rehearsal
+            failures.append(f"{mode}: {type(exc).__name__}: {exc}")
+        failures += report(run)
+        print(f"  (driven in {time.monotonic() - driven:.1f} s)", flush=True)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_gateway.rehearse",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--auth", choices=("none", "cognito"), action="append",
+                        help="rehearse this mode (repeatable; default: both)")
+    parser.add_argument("--cdk-out-root", type=Path, default=BUILD,
+                        help="where each mode's cdk.out goes (default: .build/rehearsal/)")
+    parser.add_argument("--skip-synth", action="store_true",
+                        help="serve the cdk.out folders already there")
+    parser.add_argument("--fanout-shard-size", type=int, default=SHARD_SIZE)
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="the gateway's log and every function's output")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.CRITICAL,
+                        format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stdout)
+    started = time.monotonic()
+    failures: list[str] = []
+    modes = args.auth or ["none", "cognito"]
+    for mode in modes:
+        outdir = args.cdk_out_root / f"cdk.out-{mode}"
+        try:
+            failures += rehearse_mode(mode, outdir, shard_size=args.fanout_shard_size,
+                                      skip_synth=args.skip_synth, verbose=args.verbose)
+        except (Failure, CdkOutError) as exc:
+            failures.append(f"{mode}: {exc}")
+            print(f"auth={mode}: {exc}", flush=True)
+    took = time.monotonic() - started
+    if failures:
+        print(f"REHEARSAL FAILED in {took:.1f} s:\n" + "\n".join(f"  - {f}" for f in failures),
+              flush=True)
+        return 1
+    print(f"REHEARSAL PASSED: auth={' and auth='.join(modes)}, every function from its "
+          f"code asset and layers under awslambdaric on Python 3.13, in {took:.1f} s",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
