@@ -1,8 +1,10 @@
 """``python -m local_gateway`` (``make dev``, ``chat-local``): the chat on 127.0.0.1.
 
-Runs in the foreground until Ctrl-C or SIGTERM, then closes every connection (running
-its ``$disconnect``), saves the tables to ``--state-dir`` and exits 0, promptly, so a
-test or ``make dev`` can start it again on the same port at once.
+Runs in the foreground until Ctrl-C, SIGTERM or SIGHUP, then closes every connection
+(running its ``$disconnect``), compacts the tables' journal in ``--state-dir`` and exits
+0, promptly, so a test or ``make dev`` can start it again on the same port at once. If
+moto's process is killed, it stops and exits 1 (every write moto confirmed is kept); a
+saved state it cannot use is refused with one line saying what to do (exit 1).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Any
 from chat.config import SETTINGS as FUNCTION_SETTINGS
 from local_gateway import logs
 from local_gateway.gateway import Gateway
+from local_gateway.journal import StateError
 from local_gateway.settings import REPO_ROOT, GatewaySettings
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,15 +124,30 @@ def settings_from_args(argv: list[str] | None = None) -> GatewaySettings:
     )
 
 
-async def serve(settings: GatewaySettings, app: Any = None) -> None:
+async def serve(settings: GatewaySettings, app: Any = None) -> int:
     started = time.monotonic()
     # app: a cdk_out.DeployedApp (--from-cdk-out), or None for chat.functions.
     gateway = Gateway(settings, **(app.gateway_kwargs() if app is not None else {}))
-    await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    ended: list[int | None] = []
+
+    def moto_ended(code: int | None) -> None:
+        # moto's process was killed: nothing can be stored any more. Every write it
+        # confirmed is in the journal; stop, so that a restart picks them up.
+        ended.append(code)
+        print(f"moto's process (DynamoDB, SQS) ended unexpectedly (exit code {code}): "
+              f"stopping. Every write it confirmed is kept; start the gateway again.",
+              file=sys.stderr, flush=True)
+        stop.set()
+
+    gateway.dynamodb.on_exit = lambda code: loop.call_soon_threadsafe(moto_ended, code)
+    # Ctrl-C, SIGTERM (kill, a process manager, timeout) and SIGHUP (a closing terminal),
+    # to the gateway or its whole process group: stop cleanly. moto's process ignores
+    # them and is in a group of its own, so it is still there to finish with.
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
     state = (f"tables saved in {settings.state_dir}/" if settings.state_dir
              else "tables in memory only")
     print(
@@ -145,6 +165,7 @@ async def serve(settings: GatewaySettings, app: Any = None) -> None:
     await gateway.stop()
     print(f"Stopped ({gateway.stats.invocations} invocations, "
           f"{gateway.stats.errors} failed).", flush=True)
+    return 1 if ended else 0
 
 
 def _how_to_connect(gateway: Gateway) -> str:
@@ -174,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("botocore", "boto3", "werkzeug", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings, app))
+        return asyncio.run(serve(settings, app))
+    except StateError as exc:
+        print(exc, file=sys.stderr)  # one line: which file, and what to do
+        return 1
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"Port {settings.port} on {settings.host} is already in use: stop the "
@@ -184,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":

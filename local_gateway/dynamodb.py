@@ -7,29 +7,30 @@ handler code has no ``if local:`` branch. The tables are created from
 ``chat.tables.TABLES``, the same specs the CDK app reads, TTL attribute included.
 
 Why a process of its own (``python -m local_gateway.dynamodb``), not a thread of the
-gateway: under load moto was most of the gateway's CPU (its HTTP server, its response
-serializer, deep copies of items), and in the gateway's process every millisecond of it
-held the GIL that the event loop writing frames and answering ``@connections`` needs. A
-thread also added GIL hand-over waits (5 ms each) to every frame. As a child process it
-uses the other core; it exits when the gateway does, even after a SIGKILL (it watches
-its stdin, a pipe from the gateway), and ignores Ctrl-C so the gateway can still save
-the tables while stopping.
+gateway: under load moto was most of the gateway's CPU, and in the gateway's process
+every millisecond of it held the GIL that the event loop writing frames needs. The child
+is in a process group of its own and ignores SIGINT, SIGTERM and SIGHUP, so a signal to
+the gateway's group (Ctrl-C, ``kill -- -<pgid>``, a closing terminal) never takes it away
+while the gateway still needs it; it exits when the gateway does, whatever way that
+ends, SIGKILL included (it watches its stdin, a pipe from the gateway). If it ends first
+(killed), the gateway is told (``LocalDynamoDB.on_exit``) and stops.
 
-moto keeps everything in memory; ``dump`` and ``restore`` read every table back
-through the DynamoDB API (a Scan is fine here; the functions never scan) and write it
-back, for ``local_gateway.state`` to keep across restarts.
+moto's app (the one its own server serves, ``moto_fence.server_app``) runs behind
+aiohttp's server: keep-alive connections and a C parser instead of werkzeug's thread and
+TCP connection per request. Requests are applied one at a time (``_MOTO_LOCK``).
 
-Two things moto does not do that DynamoDB does are added here: items past their TTL are
-deleted (``sweep_expired``, at each save), and requests are applied one at a time so
-that an update to an item is atomic (see ``_MOTO_LOCK``).
+Durability (``local_gateway.journal``): with a state directory, every DynamoDB write
+moto accepted is appended to the journal before its answer goes back; at start the
+snapshot is loaded and the journal replayed (``/_local_gateway/open``); a compaction
+(``/_local_gateway/snapshot``) forks this process, whose copy writes the snapshot while
+this one goes on answering: a save never holds the functions' calls. Items past their TTL
+are deleted after each snapshot, as DynamoDB's TTL would (moto never does).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import functools
 import io
 import json
 import logging
@@ -39,15 +40,21 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from types import SimpleNamespace
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from chat.tables import TABLES, TableSpec
+from local_gateway import journal as journal_
+from local_gateway import moto_fence
+from local_gateway.journal import StateError
 
 log = logging.getLogger("local_gateway")
 
@@ -61,56 +68,40 @@ DUMMY_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+DYNAMODB_TARGET = "DynamoDB_20120810."
+CONTROL = "/_local_gateway/"  # the gateway's own requests to this process
 
 
-# moto's backends have no locks: two UpdateItem "ADD n :one" handled at once by its
+# moto's backends have no locks: two UpdateItem "ADD n :one" handled at once by a
 # threaded server can both read n and lose an increment (seen here: 49 out of 50), and
 # conditional writes and transactions can interleave the same way. DynamoDB applies each
 # request to an item atomically, and the handlers rely on it (the rate limit counter,
-# idempotency keys), so requests are applied one at a time. moto answers in ~1-3 ms, so
-# a local chat never notices. One lock per process: moto's backends are per process.
+# idempotency keys), so requests are applied one at a time; the journal's records are
+# written in the same order, under the same lock. One lock per process: moto's backends
+# are per process.
 _MOTO_LOCK = threading.Lock()
 
 
-class _OneRequestAtATime:
-    """moto's answers, one request at a time, with JSON-protocol requests of DynamoDB
-    and SQS sent straight to their moto handlers (the rest to moto's WSGI app).
+class _MotoApp:
+    """moto's answers, one request at a time, each write journaled before it is answered."""
 
-    moto's server finds the service of every request by matching its host against every
-    service's URL patterns, then routes it through a Flask app (CORS, request recording):
-    about half of the server's time per DynamoDB request here. Requests of the JSON
-    protocol name their service in ``X-Amz-Target`` (``DynamoDB_20120810.Query``,
-    ``AmazonSQS.ReceiveMessage``); those go to the handler Flask would have called, with
-    the same request object and URL. Anything else (a browser poking the port) takes
-    moto's whole path.
-    """
+    def __init__(self) -> None:
+        self._app = moto_fence.server_app()
+        self.journal: journal_.Journal | None = None
 
-    def __init__(self, app: Any) -> None:
-        from moto.dynamodb.responses import DynamoHandler
-        from moto.moto_server.werkzeug_app import BackendRequest
-        from moto.sqs.responses import SQSResponse
-        from werkzeug.wrappers import Response
-
-        self._app = app
-        self._handlers = (("DynamoDB_", DynamoHandler.dispatch),
-                          ("AmazonSQS.", SQSResponse.dispatch))
-        self._request = BackendRequest
-        self._response = Response
-
-    def answer(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def answer(self, environ: dict[str, Any], body: bytes,
+               lock: bool = True) -> tuple[int, list[tuple[str, str]], bytes]:
         """moto's answer (status, headers, body) to the request ``environ`` describes."""
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target and environ.get("REQUEST_METHOD") == "POST":
-            for prefix, handler in self._handlers:
-                if target.startswith(prefix):
-                    request = self._request(environ)
-                    with _MOTO_LOCK:
-                        status, headers, body = handler(
-                            request, request.raw_url, dict(request.headers))
-                    # As Flask would have made it: header values as text, the body as bytes.
-                    response = self._response(body, status, headers)
-                    return (response.status_code, response.headers.to_wsgi_list(),
-                            response.get_data())
+        with _MOTO_LOCK if lock else contextlib.nullcontext():
+            status, headers, answer = self._call(environ)
+            journal = self.journal
+            if status == 200 and journal is not None:
+                target = environ.get("HTTP_X_AMZ_TARGET", "")
+                if journal.journals(target, body):
+                    journal.append(target, body)
+        return status, headers, answer
+
+    def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         answer: list[Any] = []
         chunks: list[bytes] = []
 
@@ -119,351 +110,311 @@ class _OneRequestAtATime:
             answer[:] = [int(status[:3]), headers]
             return chunks.append
 
-        with _MOTO_LOCK:
-            result = self._app(environ, start_response)
-            try:
-                chunks.extend(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+        result = self._app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
         status, headers = answer
         return status, headers, b"".join(chunks)
 
-
-# The item operations the handlers (and ``state``) call, all answered through moto's
-# generic response serializer, which walks every attribute of every item through
-# attribute-name aliasing: ~80 ms for a Query of 50 small items, the single biggest
-# cost of a chat message here (one such Query per message). Their results already
-# have the wire shape (items are DynamoDB JSON), so ``_to_wire`` keeps what the output
-# shape declares, copies attribute values as they are, and base64-encodes binary
-# values, exactly as the serializer does (``tests/gateway/test_load.py`` compares the
-# two on every attribute type). Anything else, errors included, goes through moto.
-FAST_OPERATIONS = frozenset({
-    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
-    "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems",
-})
-
-
-class _NotFast(Exception):
-    """A value the fast path does not handle: let moto's serializer do it."""
-
-
-def _to_wire(value: Any, shape: Any) -> Any:
-    """``value`` (a moto result) as the JSON protocol sends it for ``shape``."""
-    if shape.name == "AttributeValue":
-        return value  # already DynamoDB JSON; bytes are encoded by json.dumps' default
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            raise _NotFast(shape.name)
-        out = {}
-        for name, member in shape.members.items():
-            inner = value.get(name)
-            if inner is not None:
-                out[member.serialization.get("name", name)] = _to_wire(inner, member)
-        return out
-    if kind == "list":
-        return [_to_wire(v, shape.member) for v in value]
-    if kind == "map":
-        return {k: _to_wire(v, shape.value) for k, v in value.items()}
-    if kind in ("blob", "timestamp"):
-        raise _NotFast(kind)
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def fast_body(operation_model: Any, result: Any) -> str | None:
-    """The response body for ``result``, or None when moto's serializer must make it."""
-    if operation_model.name not in FAST_OPERATIONS or not isinstance(result, dict):
-        return None
-    shape = operation_model.output_shape
-    if shape is None:
-        return None
-    try:
-        return json.dumps(_to_wire(result, shape), default=_json_default)
-    except (_NotFast, TypeError, AttributeError):
-        return None
-
-
-def install_fast_responses() -> bool:
-    """Answer ``FAST_OPERATIONS`` through ``fast_body`` (in moto's process only)."""
-    try:
-        from moto.dynamodb.responses import DynamoResult
-    except ImportError:  # moto moved it: its own serializer still works, only slower
-        log.warning("moto's DynamoResult is gone: DynamoDB responses use moto's serializer")
-        return False
-    original = DynamoResult.execute_result
-
-    def execute_result(self: Any, context: Any) -> Any:
-        if "JSON" in context.serializer_class.__name__:
-            body = fast_body(context.operation_model, self.result)
-            if body is not None:
-                return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
-        return original(self, context)
-
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
-    return True
-
-
-def install_fast_results() -> bool:
-    """Convert moto's results to plain values without its generic walk where it is plain.
-
-    Before answering, moto turns every result into plain values (``dynamo_to_dict``),
-    asking of every value, attribute by attribute, whether it is a datetime, a
-    ``DynamoType``, has ``to_json``, is a dict or a list: a seventh of moto's time under
-    load, most of it on the string attributes of a Query's items. ``plain`` answers
-    strings, numbers, dicts, lists and the scalar attribute values (``S``, ``N``,
-    ``BOOL``, ``NULL``) itself, with the same result; anything else (binary values, sets,
-    datetimes, models) goes to moto's own function.
-    """
-    try:
-        from moto.dynamodb import responses
-        from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
-    except ImportError:
-        return False
-    original = responses.dynamo_to_dict
-    mappings = (dict, LimitedSizeDict)  # an item's attributes are a LimitedSizeDict
-    scalars = {"S", "N", "BOOL", "NULL"}
-
-    def plain(obj: Any) -> Any:
-        kind = type(obj)
-        if kind is DynamoType:
-            value = obj.value
-            if obj.type in scalars and type(value) in (str, bool):
-                return {obj.type: value}
-            return original(obj)
-        if kind in mappings:
-            return {k: plain(v) for k, v in obj.items()}
-        if kind is list:
-            return [plain(v) for v in obj]
-        if kind is str or kind is int or kind is bool or kind is float or obj is None:
-            return obj
-        return original(obj)
-
-    responses.dynamo_to_dict = plain
-    return True
-
-
-def install_cached_method_names() -> bool:
-    """moto lists its handler class's methods (``inspect.getmembers``) on every request
-    to find the action; classes do not change here, so the list is computed once."""
-    try:
-        from moto.core import responses
-    except ImportError:
-        return False
-    responses.method_names_from_class = functools.lru_cache(maxsize=None)(
-        responses.method_names_from_class)
-    return True
-
-
-@contextlib.contextmanager
-def _deepcopy_as(module: Any, deepcopy: Any) -> Iterator[None]:
-    """For the length of a call, ``module``'s ``copy.deepcopy`` is ``deepcopy`` (moto's
-    models call ``copy.deepcopy`` through their module; one request at a time here)."""
-    real = module.copy
-    module.copy = SimpleNamespace(deepcopy=deepcopy, copy=real.copy)
-    try:
-        yield
-    finally:
-        module.copy = real
-
-
-def install_partition_queries() -> bool:
-    """Make moto's Query read the one partition it asks for, not the whole table.
-
-    moto answers a Query on the table (no index) by sorting every item of the table and
-    keeping those of the partition: a Query of a 500-member shard took ~3 s in a table
-    of 40,000 items, past the functions' read timeout, where DynamoDB reads only the
-    partition. Here ``all_items`` is, for the length of the call, the partition's items;
-    moto filters, sorts and pages them as before, without its copy of the page (below).
-    moto applies one request at a time here (``_MOTO_LOCK``), so the swaps are safe.
-    """
-    try:
-        from moto.dynamodb.models import table as table_module
-        from moto.dynamodb.models.table import Table
-    except ImportError:
-        log.warning("moto's Table moved: Query reads whole tables (slower for big ones)")
-        return False
-    original = Table.query
-
-    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        # index_name is the 8th parameter, passed by position by moto's backend.
-        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        if index_name or hash_key is None or not self.range_key_attr:
-            return original(self, hash_key, *args, **kwargs)
-        partition = list(self.items.get(hash_key, {}).values())
-        self.all_items = lambda: partition
-        # moto deep-copies the page of items it found before answering, a third of a
-        # Query's time; on a table (no index to project through) nothing changes them
-        # afterwards: filters only read them, a projection builds new items, and the
-        # answer is serialised from them before the next request is applied.
+    def dynamodb(self, operation: str, request: dict[str, Any] | bytes, *,
+                 lock: bool = True) -> tuple[int, dict[str, Any]]:
+        """A DynamoDB request made in this process (restore, replay, snapshot, TTL)."""
+        body = request if isinstance(request, bytes) else json.dumps(request).encode()
+        environ = _environ("POST", "/", "", body, 0, [
+            ("X-Amz-Target", DYNAMODB_TARGET + operation),
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/"
+                              "dynamodb/aws4_request, SignedHeaders=host, Signature=local"),
+        ])
+        status, _, answer = self.answer(environ, body, lock=lock)
         try:
-            with _deepcopy_as(table_module, lambda value, memo=None: value):
-                return original(self, hash_key, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    Table.query = query  # type: ignore[method-assign]
-    return True
+            return status, json.loads(answer or b"{}")
+        except ValueError:
+            return status, {"message": answer.decode(errors="replace")}
 
 
-def install_cheap_transactions() -> bool:
-    """Make moto's TransactWriteItems keep a copy of the items it touches, not of tables.
+def _environ(method: str, raw_path: str, query: str, body: bytes, port: int,
+             headers: Iterable[tuple[str, str]], remote: str = "127.0.0.1",
+             version: str = "HTTP/1.1") -> dict[str, Any]:
+    """The WSGI environ werkzeug's server would build for a request."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": urllib.parse.unquote_to_bytes(raw_path).decode("latin-1"),
+        "QUERY_STRING": query,
+        "RAW_URI": raw_path + (f"?{query}" if query else ""),
+        "REQUEST_URI": raw_path + (f"?{query}" if query else ""),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": version,
+        "REMOTE_ADDR": remote,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for raw_name, value in headers:
+        name = raw_name.upper()
+        if "_" in name or name == "CONTENT-LENGTH":
+            continue  # werkzeug drops X_Foo (it would pass for X-Foo); length is above
+        key = name.replace("-", "_")
+        if key != "CONTENT_TYPE":
+            key = "HTTP_" + key
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
 
-    moto deep-copies every table a transaction names before applying it (to roll back on
-    failure), so each ``new_message`` (one transaction: message + idempotency key) cost
-    time in proportion to every message ever stored: the gateway got slower the longer it
-    ran. The rollback only needs what the transaction can change as it was: the table's
-    copy shares every partition the transaction does not name (a map of thousands, one
-    per idempotency key, copied per message was a tenth of moto's time under load),
-    copies the partitions it names and deep-copies the items it touches. moto applies
-    one request at a time here (``_MOTO_LOCK``), so swapping its ``copy`` module for the
-    length of the call is safe. Tables with a stream, or anything unexpected, still get
-    moto's full copy.
-    """
-    try:
-        import copy as real_copy
-        from collections import defaultdict
 
-        from moto.dynamodb import models
-        from moto.dynamodb.models.dynamo_type import DynamoType
-        from moto.dynamodb.models.table import Table
-    except ImportError:
-        return False
-    original = models.DynamoDBBackend.transact_write_items
+class _State:
+    """The tables on disk, in moto's process: restore and replay at open, then snapshots."""
 
-    def touched_items(backend: Any, transact_items: list[dict[str, Any]]) -> dict[str, dict]:
-        """Per table, the partitions the transaction names, each with its touched items."""
-        touched: dict[str, dict] = {}
-        for entry in transact_items:
-            _, op = next(iter(entry.items()))
-            table = backend.tables.get(op.get("TableName"))
-            if table is None:
+    def __init__(self, app: _MotoApp) -> None:
+        self.app = app
+        self.dir: Path | None = None
+        self.tables: dict[str, dict[str, Any]] = {}  # logical id -> name, ttl, keys
+        self._lock_fd: int | None = None
+        self._snapshotting = asyncio.Lock()
+
+    # -- open: load the snapshot, replay the journal ----------------------------------
+
+    def open(self, state_dir: Path, tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        self.dir, self.tables = state_dir, tables
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock(state_dir)
+        snapshot = journal_.read_snapshot(state_dir)
+        items = 0
+        if snapshot is not None:
+            items = self._restore(state_dir / journal_.STATE_FILE, snapshot.tables)
+        after = snapshot.journal if snapshot is not None else 0
+        physical = {logical: spec["name"] for logical, spec in tables.items()}
+        replayed = skipped = 0
+        failed: list[str] = []
+        last = after
+        notes: list[str] = []
+        for segment in journal_.read_journal(state_dir, after, notes):
+            last = segment.number
+            names = {old: physical[logical] for old, logical in segment.tables.items()
+                     if logical in physical}
+            for record in segment.records:
+                body = journal_.rewrite_tables(record.target, record.body, names)
+                if body is None:
+                    skipped += 1
+                    continue
+                status, answer = self.app.dynamodb(journal_.operation(record.target), body)
+                if status == 200:
+                    replayed += 1
+                else:
+                    failed.append(f"{segment.path.name}: {answer.get('__type', status)}")
+        numbers = journal_.segment_numbers(state_dir)
+        self.app.journal = journal_.Journal(
+            state_dir, {spec["name"]: logical for logical, spec in tables.items()},
+            max([last, after, *numbers]) + 1)
+        return {"items": items, "replayed": replayed, "skipped": skipped,
+                "failed": failed[:3], "failed_count": len(failed), "notes": notes,
+                "open_connections": snapshot.open_connections if snapshot else []}
+
+    def _take_lock(self, state_dir: Path) -> None:
+        """One gateway per state directory (and a compaction of the last run that is
+        still finishing holds it too: wait for it)."""
+        import fcntl
+
+        fd = os.open(state_dir / journal_.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise StateError(
+                        f"State directory {state_dir} is in use by another local gateway: "
+                        f"stop it, or give this one another --state-dir.") from None
+                time.sleep(0.05)
+        self._lock_fd = fd
+
+    def _restore(self, path: Path, tables: dict[str, list[dict[str, Any]]]) -> int:
+        count = 0
+        for logical, items in tables.items():
+            spec = self.tables.get(logical)
+            if spec is None:
+                log.warning("Saved state %s has a table %r this gateway does not have: "
+                            "its %d items are not loaded.", path, logical, len(items))
                 continue
-            if "Key" in op:
-                key = op["Key"]
-            else:
-                attrs = op["Item"]
-                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-                if table.range_key_attr is not None:
-                    key[table.range_key_attr] = attrs[table.range_key_attr]
-            partitions = touched.setdefault(table.name, {})
-            items = partitions.setdefault(DynamoType(key[table.hash_key_attr]), [])
-            item = backend.get_item(op["TableName"], key)
-            if item is not None:
-                items.append(item)
-        return touched
+            for start in range(0, len(items), 25):  # BatchWriteItem takes 25 at most
+                request = {"RequestItems": {spec["name"]: [
+                    {"PutRequest": {"Item": item}} for item in items[start:start + 25]]}}
+                status, answer = self.app.dynamodb("BatchWriteItem", request, lock=True)
+                if status != 200 or answer.get("UnprocessedItems"):
+                    raise StateError(
+                        f"Saved state {path} has items DynamoDB refuses in table {logical} "
+                        f"({answer.get('message') or answer.get('__type') or status}): not "
+                        f"starting, so that nothing in it is lost. Move it aside (mv {path} "
+                        f"{path}.bad) to start with empty tables, or put back a good copy.")
+            count += len(items)
+        return count
 
-    def snapshot(table: Any, partitions: dict[Any, list]) -> Any:
-        # The table as it is, sharing every partition the transaction does not name
-        # (it cannot change them); those it names are copied, and their touched items
-        # deep-copied, so that a rollback puts back exactly what was there.
-        copy_ = real_copy.copy(table)
-        copy_.items = defaultdict(dict, table.items)
-        for hash_key, items in partitions.items():
-            if table.range_key_attr is not None:
-                if hash_key in table.items:
-                    part = copy_.items[hash_key] = dict(table.items[hash_key])
-                    for item in items:
-                        part[item.range_key] = real_copy.deepcopy(item)
-            else:
-                for item in items:
-                    copy_.items[item.hash_key] = real_copy.deepcopy(item)
-        return copy_
+    # -- snapshot: a forked copy writes it ---------------------------------------------
 
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    async def snapshot(self, open_connections: list[dict[str, Any]],
+                       now: float) -> dict[str, Any]:
+        journal, state_dir = self.app.journal, self.dir
+        if journal is None or state_dir is None:
+            return {"error": "no state directory"}
+        async with self._snapshotting:
+            loop = asyncio.get_running_loop()
+            read_end, write_end = os.pipe()
+            with _MOTO_LOCK:  # between two requests: the copy and the journal agree
+                through = journal.rotate()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+                    pid = os.fork()
+                if pid == 0:  # the copy: write the snapshot, report, exit
+                    os.close(read_end)
+                    self._write_in_copy(write_end, state_dir, through, open_connections, now)
+            os.close(write_end)
+            try:
+                data = await loop.run_in_executor(None, _read_all, read_end)
+            finally:
+                os.close(read_end)
+                await loop.run_in_executor(None, os.waitpid, pid, 0)
+            try:
+                result = json.loads(data)
+            except ValueError:
+                result = {"error": "the process writing the snapshot ended without a word"}
+            if "error" in result:
+                return result  # the journal still has every segment: nothing is lost
+            journal_.delete_segments(state_dir, through)
+            result["expired"] = await self._delete_expired(result.pop("expired_keys"), now)
+            return result
+
+    def _write_in_copy(self, out: int, state_dir: Path, through: int,
+                       open_connections: list[dict[str, Any]], now: float) -> None:
+        code = 1
         try:
-            touched = touched_items(self, transact_items)
-        except Exception:  # malformed: let moto answer it its own way
-            return original(self, transact_items)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # not the gateway's pipe: it watches it for our end
+            tables: dict[str, list[dict[str, Any]]] = {}
+            expired: dict[str, list[dict[str, Any]]] = {}
+            for logical, spec in self.tables.items():
+                items = tables[logical] = self._scan(spec["name"])
+                if spec.get("ttl"):
+                    expired[logical] = journal_.expired_keys(
+                        items, spec["ttl"], tuple(spec["keys"]), now)
+            path = journal_.write_snapshot(
+                state_dir, journal_.Snapshot(tables, open_connections, through))
+            report: dict[str, Any] = {"path": str(path), "journal": through,
+                                      "items": sum(map(len, tables.values())),
+                                      "expired_keys": expired}
+            code = 0
+        except BaseException as exc:  # reported to the gateway, then exit
+            report = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            with contextlib.suppress(BaseException):
+                data = json.dumps(report).encode()
+                while data:
+                    data = data[os.write(out, data):]
+            os._exit(code)
 
-        def deepcopy(value: Any, memo: Any = None) -> Any:
-            if (isinstance(value, Table) and value.name in touched
-                    and value.stream_shard is None):
-                return snapshot(value, touched[value.name])
-            return real_copy.deepcopy(value, memo)
+    def _scan(self, name: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"TableName": name}
+        while True:
+            # In the forked copy: the lock was held when it was made, and nothing else runs.
+            status, page = self.app.dynamodb("Scan", request, lock=False)
+            if status != 200:
+                raise RuntimeError(f"Scan of {name} answered {status}: {page}")
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-        with _deepcopy_as(models, deepcopy):
-            return original(self, transact_items)
+    async def _delete_expired(self, keys: dict[str, list[dict[str, Any]]], now: float) -> int:
+        """Delete the items the snapshot found past their TTL, as DynamoDB's TTL does, one
+        request at a time between the functions' own (each journaled like theirs).
 
-    models.DynamoDBBackend.transact_write_items = transact_write_items
-    return True
+        DynamoDB deletes an expired item some time after its TTL (often within minutes,
+        at worst days later) and handlers must not depend on when; deleting after the
+        next snapshot is one of the legal behaviours, and it keeps the state from growing
+        with rate-limit windows and idempotency keys. Conditional: an item rewritten
+        since (a fresh idempotency key, say) stays."""
+        deleted = 0
+        for logical, table_keys in keys.items():
+            spec = self.tables[logical]
+            for key in table_keys:
+                status, _ = self.app.dynamodb("DeleteItem", {
+                    "TableName": spec["name"], "Key": key,
+                    "ConditionExpression": "#ttl < :now",
+                    "ExpressionAttributeNames": {"#ttl": spec["ttl"]},
+                    "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+                })
+                deleted += status == 200
+                await asyncio.sleep(0)  # let the functions' requests in between
+        return deleted
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _MotoServer:
-    """moto's WSGI app behind aiohttp's server, with keep-alive, one request at a time.
+    """moto's app behind aiohttp's server, with keep-alive, one request at a time.
 
     moto's own ``ThreadedMotoServer`` is werkzeug's development server: it answers every
     request "Connection: close" and starts a thread for each, so every DynamoDB call of
     a function paid a TCP connection, a server thread and ``http.server``'s header
-    parsing (``email.parser``): more than half of moto's CPU per call, and ~2 ms of each
-    call's wait here. aiohttp keeps the connections boto3 pools open and parses with its
-    C parser; each request becomes the WSGI environ werkzeug's server would build, for
-    the same app (``_OneRequestAtATime``), called on the event loop's thread: moto
-    applies one request at a time anyway (``_MOTO_LOCK``), and requests wait in their
-    sockets as they waited for the lock.
+    parsing. aiohttp keeps the connections boto3 pools open and parses with its C
+    parser; each request becomes the WSGI environ werkzeug's server would build, for
+    moto's app, called on the event loop's thread (one request at a time anyway).
 
     Runs in the process ``serve`` is, i.e. the child ``_MotoProcess`` starts.
     """
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            create_backend_app,
-        )
-
-        self._app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self.app = _MotoApp()
+        self.state = _State(self.app)
         self.port = 0
 
-    def environ(self, request: web.Request, body: bytes) -> dict[str, Any]:
-        """The WSGI environ werkzeug's server would build for ``request``."""
-        raw = request.raw_path
-        path, _, query = raw.partition("?")
-        version = request.version
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": urllib.parse.unquote_to_bytes(path).decode("latin-1"),
-            "QUERY_STRING": query,
-            "RAW_URI": raw,
-            "REQUEST_URI": raw,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": str(self.port),
-            "SERVER_PROTOCOL": f"HTTP/{version.major}.{version.minor}",
-            "REMOTE_ADDR": request.remote or "",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-        for raw_name, raw_value in request.raw_headers:
-            name = raw_name.decode("latin-1").upper()
-            if "_" in name or name == "CONTENT-LENGTH":
-                continue  # werkzeug drops X_Foo (it would pass for X-Foo); length is above
-            key = name.replace("-", "_")
-            if key != "CONTENT_TYPE":
-                key = "HTTP_" + key
-            value = raw_value.decode("latin-1")
-            environ[key] = f"{environ[key]},{value}" if key in environ else value
-        return environ
-
     async def handle(self, request: web.Request) -> web.Response:
-        status, headers, body = self._app.answer(self.environ(request, await request.read()))
-        return web.Response(body=body, status=status, headers=[
+        body = await request.read()
+        path, _, query = request.raw_path.partition("?")
+        version = request.version
+        environ = _environ(
+            request.method, path, query, body, self.port,
+            ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
+            request.remote or "", f"HTTP/{version.major}.{version.minor}")
+        status, headers, answer = self.app.answer(environ, body)
+        return web.Response(body=answer, status=status, headers=[
             (k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP])
+
+    async def open_state(self, request: web.Request) -> web.Response:
+        asked = await request.json()
+        try:
+            result = self.state.open(Path(asked["state_dir"]), asked["tables"])
+        except StateError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response(result)
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        asked = await request.json()
+        result = await self.state.snapshot(asked.get("open_connections", []),
+                                           float(asked.get("now") or time.time()))
+        return web.json_response(result, status=500 if "error" in result else 200)
 
     async def serve(self, started: Any) -> None:
         app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
+        app.router.add_post(CONTROL + "open", self.open_state)
+        app.router.add_post(CONTROL + "snapshot", self.snapshot)
         app.router.add_route("*", "/{path:.*}", self.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -477,37 +428,49 @@ class _MotoServer:
 _HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
 # Past DynamoDB's largest request (BatchWriteItem, 16 MB); aiohttp's default is 1 MB.
 _MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# The signals the gateway handles (it stops on them, and needs this process to do so).
+GATEWAY_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def serve() -> None:
     """The child's body: serve moto, print the port, exit when stdin closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway saves through us on Ctrl-C
-    install_fast_responses()
-    install_fast_results()
-    install_cheap_transactions()
-    install_cached_method_names()
-    install_partition_queries()
+    for sig in GATEWAY_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    from local_gateway import logs  # sign-in tokens redacted from whatever moto writes
+
+    logs.redact_process_output()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logs.filter_root_handlers()
+    server = _MotoServer()
+    moto_fence.install()
 
     def watch_stdin() -> None:
         with contextlib.suppress(Exception):
             sys.stdin.buffer.read()  # EOF: the gateway is gone, whatever way it ended
-        os._exit(0)  # no clean-up to wait for: everything is in memory
+        with _MOTO_LOCK:  # not in the middle of a request: no record cut short
+            if server.app.journal is not None:
+                with contextlib.suppress(OSError):
+                    server.app.journal.close()
+            os._exit(0)  # no clean-up to wait for: everything else is in memory
 
     def started(port: int) -> None:
         print(f"port {port}", flush=True)
         threading.Thread(target=watch_stdin, daemon=True, name="stdin").start()
 
-    asyncio.run(_MotoServer().serve(started))
+    asyncio.run(server.serve(started))
 
 
 class _MotoProcess:
     """``python -m local_gateway.dynamodb`` as a child of the gateway."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_exit: Callable[[int | None], None] | None = None) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._stopping = False
+        self._on_exit = on_exit
         self._process = subprocess.Popen(
             [sys.executable, "-m", "local_gateway.dynamodb"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            process_group=0,  # a signal to the gateway's group does not reach it
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().decode(errors="replace")
@@ -515,8 +478,23 @@ class _MotoProcess:
             self.stop()
             raise RuntimeError(f"moto's DynamoDB did not start: {line!r}")
         self.port = int(line.split()[1])
+        self.pid = self._process.pid
+        threading.Thread(target=self._watch, daemon=True, name="moto-exit").start()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def _watch(self) -> None:
+        assert self._process.stdout is not None
+        with contextlib.suppress(Exception):
+            self._process.stdout.read()  # EOF: it ended
+        code = self._process.wait()
+        if not self._stopping and self._on_exit is not None:
+            self._on_exit(code)
 
     def stop(self) -> None:
+        self._stopping = True
         with contextlib.suppress(OSError):
             if self._process.stdin is not None:
                 self._process.stdin.close()
@@ -528,24 +506,36 @@ class _MotoProcess:
 
 
 class LocalDynamoDB:
-    """moto's DynamoDB on ``127.0.0.1:<free port>``, with the project's tables."""
+    """moto's DynamoDB on ``127.0.0.1:<free port>``, with the project's tables.
+
+    ``on_exit(code)`` is called (from a thread) if moto's process ends before ``stop``.
+    """
 
     def __init__(self, tables: Iterable[TableSpec] = TABLES) -> None:
         self.specs = tuple(tables)
-        # moto keeps its backends per process, so two gateways in one process (tests)
-        # would share tables: a per-instance suffix keeps them apart.
+        # Two gateways of one test process each have their own moto process, but the
+        # names are what the functions see: a suffix keeps runs apart in any case.
         suffix = uuid.uuid4().hex[:8]
         self.table_names: dict[TableSpec, str] = {
             spec: f"{spec.logical_id}-local-{suffix}" for spec in self.specs
         }
         self.endpoint_url = ""
+        self.on_exit: Callable[[int | None], None] | None = None
         self._server: _MotoProcess | None = None
         self._client: Any = None
+
+    @property
+    def alive(self) -> bool:
+        return self._server is not None and self._server.alive
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._server is None else self._server.pid
 
     def start(self) -> str:
         import boto3
 
-        self._server = _MotoProcess()
+        self._server = _MotoProcess(lambda code: self.on_exit and self.on_exit(code))
         self.endpoint_url = f"http://127.0.0.1:{self._server.port}"
         self._client = boto3.client(
             "dynamodb",
@@ -555,30 +545,57 @@ class LocalDynamoDB:
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
         for spec in self.specs:
-            self._create_table(spec)
+            create_table(self._client, spec, self.table_names[spec])
         return self.endpoint_url
 
-    def _create_table(self, spec: TableSpec) -> None:
-        create_table(self._client, spec, self.table_names[spec])
-
-    def recreate_tables(self) -> None:
-        """Empty tables again (after a restore that DynamoDB refused half-way)."""
-        for spec in self.specs:
-            with contextlib.suppress(Exception):
-                self._client.delete_table(TableName=self.table_names[spec])
-            self._create_table(spec)
-
     def stop(self) -> None:
-        # moto's memory goes with its process: nothing to delete first.
+        # moto's memory goes with its process (the journal is closed as it exits).
         if self._server is not None:
             self._server.stop()
             self._server = None
 
     # -- state ---------------------------------------------------------------------
 
+    def open_state(self, state_dir: Path) -> dict[str, Any]:
+        """Load ``state_dir``'s snapshot and replay its journal into the tables, then
+        journal every write from now on; ``StateError`` if the files cannot be used."""
+        tables = {
+            spec.logical_id: {"name": self.table_names[spec], "ttl": spec.ttl_attribute,
+                              "keys": [spec.partition_key, spec.sort_key]}
+            for spec in self.specs
+        }
+        status, answer = self._control(
+            "open", {"state_dir": str(Path(state_dir).resolve()), "tables": tables})
+        if status == 409:
+            raise StateError(answer["error"])
+        if status != 200:
+            raise RuntimeError(f"moto's process could not open {state_dir}: {answer}")
+        return answer
+
+    def snapshot(self, open_connections: Iterable[dict[str, Any]] = (),
+                 now: float | None = None) -> dict[str, Any]:
+        """Compact the journal into a new snapshot (moto goes on answering meanwhile),
+        then delete the items past their TTL; the snapshot's path, its item count and
+        how many items expired. ``RuntimeError`` if it could not be written."""
+        status, answer = self._control("snapshot", {
+            "open_connections": list(open_connections),
+            "now": time.time() if now is None else now})
+        if status != 200:
+            raise RuntimeError(answer.get("error") or f"status {status}")
+        return answer
+
+    def _control(self, what: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(  # noqa: S310 - our own child's http:// URL
+            f"{self.endpoint_url}{CONTROL}{what}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=600) as answer:  # noqa: S310
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
     def dump(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item of every table (low-level format), keyed by logical id (physical
-        names change from run to run)."""
+        """Every item of every table (low-level format), keyed by logical id (tests)."""
         tables: dict[str, list[dict[str, Any]]] = {}
         for spec in self.specs:
             items: list[dict[str, Any]] = []
@@ -591,65 +608,6 @@ class LocalDynamoDB:
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
             tables[spec.logical_id] = items
         return tables
-
-    def sweep_expired(self, now: float | None = None) -> int:
-        """Delete items whose TTL has passed, as DynamoDB's TTL does (moto never does).
-
-        DynamoDB deletes an expired item at some point after its TTL (often within
-        minutes, at worst days later) and handlers must not depend on when; deleting at
-        the next save is one of the legal behaviours, and it keeps the state file from
-        growing with rate-limit windows and idempotency keys.
-        """
-        now = time.time() if now is None else now
-        deleted = 0
-        for spec in self.specs:
-            if not spec.ttl_attribute:
-                continue
-            name = self.table_names[spec]
-            kwargs: dict[str, Any] = {
-                "TableName": name,
-                "FilterExpression": "#ttl < :now",
-                "ExpressionAttributeNames": {"#ttl": spec.ttl_attribute},
-                "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
-                "ProjectionExpression": "#pk, #sk",
-            }
-            kwargs["ExpressionAttributeNames"].update(
-                {"#pk": spec.partition_key, "#sk": spec.sort_key})
-            while True:
-                page = self._client.scan(**kwargs)
-                for key in page.get("Items", []):
-                    try:
-                        # Conditional: an item rewritten since the scan (a fresh
-                        # idempotency key, say) must survive.
-                        self._client.delete_item(
-                            TableName=name,
-                            Key=key,
-                            ConditionExpression="#ttl < :now",
-                            ExpressionAttributeNames={"#ttl": spec.ttl_attribute},
-                            ExpressionAttributeValues={":now": {"N": str(int(now))}},
-                        )
-                        deleted += 1
-                    except self._client.exceptions.ConditionalCheckFailedException:
-                        pass
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return deleted
-
-    def restore(self, tables: Mapping[str, list[dict[str, Any]]]) -> int:
-        count = 0
-        for spec in self.specs:
-            items = list(tables.get(spec.logical_id, []))
-            name = self.table_names[spec]
-            for start in range(0, len(items), 25):  # BatchWriteItem takes 25 at most
-                pending: Any = {
-                    name: [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
-                }
-                while pending:
-                    answer = self._client.batch_write_item(RequestItems=pending)
-                    pending = answer.get("UnprocessedItems") or None
-            count += len(items)
-        return count
 
 
 def create_table(client: Any, spec: TableSpec, name: str) -> None:

@@ -112,8 +112,10 @@ class GatewayProcess:
     """``python -m local_gateway`` in a subprocess; output collected in ``output``."""
 
     def __init__(self, *, port: int = 0, state_dir: Path | None = None,
-                 args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+                 args: Sequence[str] = (), env: dict[str, str] | None = None,
+                 new_session: bool = False) -> None:
         self.requested_port = port
+        self.new_session = new_session  # its own process group, as a shell job has
         self.state_dir = state_dir
         self.args = list(args)
         self.env = env
@@ -147,6 +149,7 @@ class GatewayProcess:
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, cwd=REPO_ROOT, env=env, text=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
         deadline = time.monotonic() + timeout

@@ -111,12 +111,15 @@ def ghost_is_saved(text: str) -> bool:
         return False
 
 
-def test_a_corrupt_state_file_is_reported_and_the_gateway_starts(state_dir):
+def test_a_corrupt_state_file_is_refused_with_what_to_do(state_dir):
+    # Never half the tables, never a silent fresh start (test_durability.py has more).
     state_dir.mkdir(parents=True)
     (state_dir / STATE_FILE).write_text('{"format": "serverless-chat-local-st')
-    with GatewayProcess(state_dir=state_dir) as gp:
-        assert "unreadable" in gp.output and "Starting with empty tables" in gp.output
-        assert history(gp, unique_room()) == []
+    gp = GatewayProcess(state_dir=state_dir)
+    with pytest.raises(RuntimeError):
+        gp.start(timeout=60)
+    assert gp.process is not None and gp.process.returncode == 1
+    assert "is cut short or corrupt" in gp.output and "Move it aside" in gp.output
 
 
 def test_a_busy_port_is_a_clear_error_not_a_traceback():

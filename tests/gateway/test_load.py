@@ -2,15 +2,14 @@
 
 The short seed load here runs through ``python -m local_gateway`` exactly as
 ``bench/e2e.py`` and ``make soak`` do (``bench.e2e.run_load``) and asserts counts only:
-how fast it went is the bench's business, never a test's. Also here: what the gateway
-does to keep up must not change what the handlers see (moto's answers and transactions)
-and the recovery after a crash must not starve the clients that come back.
+how fast it went is the bench's business, never a test's. Also here: the recovery after
+a crash must not starve the clients that come back. (What the moto patches must not
+change is in ``test_moto_queries.py``.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import signal
 import time
@@ -19,16 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import boto3
 import pytest
 
 from bench.e2e import load_local_gateway
-from local_gateway.dynamodb import (
-    fast_body,
-    install_cheap_transactions,
-    install_fast_results,
-    install_partition_queries,
-)
 from local_gateway.testing import GatewayProcess
 from tests.gateway.conftest import open_client, run_async, unique_room
 
@@ -46,156 +38,6 @@ def test_a_short_seed_load_delivers_every_message_once_and_only_to_its_room():
     assert (result.lost, result.duplicates, result.cross_room) == (0, 0, 0), (summary, output)
     assert (result.throttled, result.errors) == (0, {}), summary
     assert "TIMEOUT" not in output and "Traceback" not in output, output
-
-
-# -- moto as the handlers see it --------------------------------------------------------
-
-
-@pytest.fixture
-def moto_dynamodb(monkeypatch) -> Any:
-    """moto in this process, with the fast serializer checked against moto's own on
-    every answer, and the plain results, cheap transaction snapshot and partition queries installed
-    (all undone after)."""
-    from moto import mock_aws
-    from moto.dynamodb import models, responses
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoResult
-
-    original = DynamoResult.execute_result
-    checked: list[str] = []
-
-    def execute_result(self: Any, context: Any) -> Any:
-        status, headers, body = original(self, context)
-        fast = fast_body(context.operation_model, self.result)
-        if fast is not None:
-            assert json.loads(fast) == json.loads(body), context.operation_model.name
-            assert status == 200 and headers["Content-Type"] == "application/x-amz-json-1.0"
-            checked.append(context.operation_model.name)
-        return status, headers, body
-
-    monkeypatch.setattr(DynamoResult, "execute_result", execute_result)
-    monkeypatch.setattr(models.DynamoDBBackend, "transact_write_items",
-                        models.DynamoDBBackend.transact_write_items)
-    assert install_cheap_transactions()
-    monkeypatch.setattr(Table, "query", Table.query)
-    assert install_partition_queries()
-    monkeypatch.setattr(responses, "dynamo_to_dict", responses.dynamo_to_dict)
-    assert install_fast_results()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1",
-                              aws_access_key_id="t", aws_secret_access_key="t")
-        client.create_table(
-            TableName="t",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                       {"AttributeName": "sk", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.checked = checked
-        yield client
-
-
-EVERY_TYPE = {
-    "pk": {"S": "p"}, "sk": {"S": "1"}, "n": {"N": "1.5"}, "b": {"B": b"\x00\xffbin"},
-    "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]}, "bs": {"BS": [b"x", b"y"]},
-    "bool": {"BOOL": False}, "null": {"NULL": True},
-    "m": {"M": {"s": {"S": "josé"}, "l": {"L": [{"N": "3"}, {"B": b"z"}, {"M": {}}]}}},
-}
-
-
-def test_moto_answers_item_operations_exactly_as_its_own_serializer(moto_dynamodb):
-    c = moto_dynamodb
-    key = {"pk": {"S": "p"}, "sk": {"S": "1"}}
-    c.put_item(TableName="t", Item=EVERY_TYPE, ReturnConsumedCapacity="TOTAL")
-    assert c.get_item(TableName="t", Key=key)["Item"] == EVERY_TYPE
-    c.get_item(TableName="t", Key={"pk": {"S": "none"}, "sk": {"S": "1"}})
-    page = c.query(TableName="t", KeyConditionExpression="pk = :p", Limit=1,
-                   ExpressionAttributeValues={":p": {"S": "p"}}, ReturnConsumedCapacity="TOTAL")
-    assert page["Items"] == [EVERY_TYPE] and page["Count"] == 1
-    c.query(TableName="t", KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": "nobody"}})
-    c.update_item(TableName="t", Key=key, UpdateExpression="ADD n :one",
-                  ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW")
-    c.put_item(TableName="t", Item={**key, "sk": {"S": "2"}})
-    c.scan(TableName="t")
-    c.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": {**key, "sk": {"S": "3"}}}}]})
-    c.batch_get_item(RequestItems={"t": {"Keys": [key]}})
-    c.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": key}}])
-    c.delete_item(TableName="t", Key=key, ReturnValues="ALL_OLD")
-    assert {"PutItem", "GetItem", "Query", "UpdateItem", "Scan", "BatchGetItem",
-            "DeleteItem"} <= set(c.checked)
-
-
-def test_moto_results_become_plain_values_exactly_as_moto_makes_them(monkeypatch):
-    from moto.dynamodb import responses
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
-    moto_own = responses.dynamo_to_dict
-    calls: list[Any] = []
-
-    def counted(obj: Any) -> Any:
-        calls.append(obj)
-        return moto_own(obj)
-
-    monkeypatch.setattr(responses, "dynamo_to_dict", counted)
-    assert install_fast_results()
-    plain = responses.dynamo_to_dict
-    assert plain is not counted
-    every_type = Item(DynamoType({"S": "p"}), DynamoType({"S": "1"}), EVERY_TYPE)
-    wire_binary = DynamoType({"B": "AP9iaW4="})  # as it arrives: base64 text
-    result = {
-        "Items": [every_type.attrs, {"pk": DynamoType({"S": "q"}), "b": wire_binary}],
-        "Count": 2, "ScannedCount": 2, "Attributes": every_type.attrs,
-        "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0},
-        "LastEvaluatedKey": {"pk": {"S": "p"}}, "Nothing": None,
-        "When": datetime.datetime(2026, 12, 2, tzinfo=datetime.UTC),
-        "Item": every_type,
-    }
-    assert plain(result) == moto_own(result)
-    # A page of members (strings and numbers) never takes moto's own walk.
-    member = Item(DynamoType({"S": "ROOM#r#0"}), DynamoType({"S": "CONN#c"}), {
-        "pk": {"S": "ROOM#r#0"}, "sk": {"S": "CONN#c"}, "username": {"S": "ana"},
-        "connected_at": {"N": "1764633600"}, "flag": {"BOOL": True}, "none": {"NULL": True}})
-    calls.clear()
-    page = {"Items": [member.attrs] * 3, "Count": 3, "ScannedCount": 3}
-    assert plain(page) == moto_own(page) and calls == []
-
-
-def test_a_cancelled_transaction_leaves_every_item_it_touched_as_it_was(moto_dynamodb):
-    c = moto_dynamodb
-    counter = {"pk": {"S": "p"}, "sk": {"S": "counter"}}
-    c.put_item(TableName="t", Item={**counter, "n": {"N": "1"}})
-    c.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "old"}, "v": {"S": "a"}})
-    untouched = {"pk": {"S": "u"}, "sk": {"S": "1"}, "v": {"S": "kept"}}
-    c.put_item(TableName="t", Item=untouched)
-    with pytest.raises(c.exceptions.TransactionCanceledException):
-        c.transact_write_items(TransactItems=[
-            {"Update": {"TableName": "t", "Key": counter, "UpdateExpression": "ADD n :one",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}}}},
-            {"Put": {"TableName": "t",
-                     "Item": {"pk": {"S": "p"}, "sk": {"S": "old"}, "v": {"S": "b"}}}},
-            {"Put": {"TableName": "t", "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}},
-            {"Put": {"TableName": "t", "Item": {"pk": {"S": "q"}, "sk": {"S": "1"}}}},
-            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "p"}, "sk": {"S": "x"}},
-                                "ConditionExpression": "attribute_exists(pk)"}},
-        ])
-    items = c.query(TableName="t", KeyConditionExpression="pk = :p",
-                    ExpressionAttributeValues={":p": {"S": "p"}})["Items"]
-    assert {i["sk"]["S"]: i for i in items} == {
-        "counter": {**counter, "n": {"N": "1"}},
-        "old": {"pk": {"S": "p"}, "sk": {"S": "old"}, "v": {"S": "a"}},
-    }
-    assert c.scan(TableName="t")["Count"] == 3  # nothing in the new partition "q"
-    assert c.get_item(TableName="t", Key={"pk": {"S": "u"}, "sk": {"S": "1"}})["Item"] == untouched
-    c.transact_write_items(TransactItems=[
-        {"Update": {"TableName": "t", "Key": counter, "UpdateExpression": "ADD n :one",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}}}},
-        {"Delete": {"TableName": "t", "Key": {"pk": {"S": "p"}, "sk": {"S": "old"}}}},
-    ])
-    items = c.query(TableName="t", KeyConditionExpression="pk = :p",
-                    ExpressionAttributeValues={":p": {"S": "p"}})["Items"]
-    assert items == [{**counter, "n": {"N": "2"}}]
 
 
 # -- recovery after a crash ---------------------------------------------------------------
