@@ -73,22 +73,30 @@ class Failure(Exception):
 # -- synth -------------------------------------------------------------------------------
 
 
-def synth(auth: str, outdir: Path, shard_size: int) -> float:
-    """``npx cdk synth`` into ``outdir`` with this Python; the seconds it took."""
-    npx = shutil.which("npx")
-    if npx is None:
-        raise Failure("npx is not on PATH (Node.js): the rehearsal synthesizes with the CDK CLI")
-    started = time.monotonic()
-    shutil.rmtree(outdir, ignore_errors=True)
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    command = [npx, "cdk", "synth", "--quiet", "--app", f"{sys.executable} infra/app.py",
-               "-o", str(outdir), "-c", f"auth={auth}", "-c", f"fanout_shard_size={shard_size}"]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,  # noqa: S603
-                            check=False)
-    if result.returncode != 0:
-        output = (result.stderr or result.stdout)[-3000:]
-        raise Failure(f"cdk synth (auth={auth}) failed:\n{output}")
-    return time.monotonic() - started
+class Synth:
+    """``npx cdk synth`` into ``outdir`` with this Python, in the background."""
+
+    def __init__(self, auth: str, outdir: Path, shard_size: int) -> None:
+        npx = shutil.which("npx")
+        if npx is None:
+            raise Failure("npx is not on PATH (Node.js): the rehearsal synthesizes with the "
+                          "CDK CLI")
+        self.auth = auth
+        self.started = time.monotonic()
+        shutil.rmtree(outdir, ignore_errors=True)
+        env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+        command = [npx, "cdk", "synth", "--quiet", "--app", f"{sys.executable} infra/app.py",
+                   "-o", str(outdir), "-c", f"auth={auth}",
+                   "-c", f"fanout_shard_size={shard_size}"]
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, text=True,  # noqa: S603
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def wait(self) -> float:
+        """The seconds it took; Failure with its output if it failed."""
+        output, _ = self.process.communicate()
+        if self.process.returncode != 0:
+            raise Failure(f"cdk synth (auth={self.auth}) failed:\n{output[-3000:]}")
+        return time.monotonic() - self.started
 
 
 # -- a client ------------------------------------------------------------------------------
@@ -375,9 +383,7 @@ def report(run: Run) -> list[str]:
 # -- main -----------------------------------------------------------------------------------
 
 
-def rehearse_mode(mode: str, outdir: Path, *, shard_size: int, skip_synth: bool,
-                  verbose: bool) -> list[str]:
-    synth_s = 0.0 if skip_synth else synth(mode, outdir, shard_size)
+def rehearse_mode(mode: str, outdir: Path, *, synth_s: float, verbose: bool) -> list[str]:
     started = time.monotonic()
     app = DeployedApp(outdir)
     if app.auth != mode:
@@ -426,11 +432,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     failures: list[str] = []
     modes = args.auth or ["none", "cognito"]
-    for mode in modes:
+    synths: dict[str, Synth] = {}
+
+    def start(mode: str) -> None:
+        if not args.skip_synth and mode not in synths:
+            synths[mode] = Synth(mode, args.cdk_out_root / f"cdk.out-{mode}",
+                                 args.fanout_shard_size)
+
+    for n, mode in enumerate(modes):
         outdir = args.cdk_out_root / f"cdk.out-{mode}"
         try:
-            failures += rehearse_mode(mode, outdir, shard_size=args.fanout_shard_size,
-                                      skip_synth=args.skip_synth, verbose=args.verbose)
+            start(mode)
+            synth_s = synths[mode].wait() if mode in synths else 0.0
+            if n + 1 < len(modes):
+                # The next mode synthesizes while this one is driven (its layers, if any
+                # are new, are its own: no two synths build the same folder).
+                start(modes[n + 1])
+            failures += rehearse_mode(mode, outdir, synth_s=synth_s, verbose=args.verbose)
         except (Failure, CdkOutError) as exc:
             failures.append(f"{mode}: {exc}")
             print(f"auth={mode}: {exc}", flush=True)

@@ -328,6 +328,7 @@ class RuntimeApi:
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()
         self._by_port: dict[int, Environment] = {}
+        self._closing: asyncio.Future[None] | None = None
 
     async def environment(self, function: RuntimeApiFunction) -> Environment:
         """A new environment's listener (not started)."""
@@ -347,6 +348,18 @@ class RuntimeApi:
         return env
 
     async def close(self) -> None:
+        """Kill every environment, wait for their processes, stop the listeners."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        tasks = []
+        for env in self._by_port.values():
+            env.kill()
+            tasks += env._tasks
+        if tasks:  # the processes' exits, so that their pipes close on this loop
+            await asyncio.wait(tasks, timeout=5)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -483,7 +496,7 @@ class RuntimeApiPool:
             loop.create_task(self.api.close())
         else:
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self.api.close(), loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(self.api.close(), loop).result(timeout=10)
 
 
 def lambda_environment(*, name: str, handler: str, memory_mb: int, task_root: Path,
