@@ -137,6 +137,13 @@ soak: $(VENV)/.stamp-local
 	$(PY) bench/e2e.py --json --clients $(SOAK_CLIENTS) --rooms $(SOAK_ROOMS) \
 		--rate-per-client $(SOAK_RATE) --seconds $(SOAK_SECONDS) --grace 60
 
+# The deploy rehearsal: synthesize the app (both auth modes) and run every function from its
+# code asset and layers under awslambdaric on Python 3.13, against the local gateway's
+# Runtime API; one line per function and a verdict. make test runs it (tests/rehearsal).
+.PHONY: rehearse
+rehearse: $(VENV)/.stamp-test node_modules/.stamp-install
+	$(PY) -m local_gateway.rehearse
+
 clean:
 	rm -rf $(VENV) $(VENV_LAMBDA) .venv-floor node_modules cdk.out .pytest_cache .ruff_cache \
 		.hypothesis .build
