@@ -425,7 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout-shard-size", type=int, default=SHARD_SIZE)
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="the gateway's log and every function's output")
+    parser.add_argument("--measure", type=int, metavar="MEMBERS",
+                        help="instead: a new_message to MEMBERS and the cold starts under "
+                             "runtime.py (make dev) and awslambdaric, in one run (JSON)")
     args = parser.parse_args(argv)
+    if args.measure:
+        logging.basicConfig(level=logging.CRITICAL)
+        return measure(args.measure, 5, args.cdk_out_root / "cdk.out-none")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.CRITICAL,
                         format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stdout)
@@ -460,6 +466,124 @@ def main(argv: list[str] | None = None) -> int:
     print(f"REHEARSAL PASSED: auth={' and auth='.join(modes)}, every function from its "
           f"code asset and layers under awslambdaric on Python 3.13, in {took:.1f} s",
           flush=True)
+    return 0
+
+
+
+# -- measuring: make dev's function processes (runtime.py) vs awslambdaric ---------------
+
+
+def source_tree_runner(app: DeployedApp) -> Callable[[Any], Any]:
+    """``make dev``'s functions (``chat.functions``, the source tree as the task root, the
+    gateway's usual environment) run under awslambdaric instead of ``runtime``: the
+    layers and runtime folder are the rehearsal's."""
+    from local_gateway.runtime_api import Recipe, RuntimeApiPool, lambda_environment
+
+    layout = app.prepare()
+    layers = {fn.name: [layout.layer_dirs[layer.logical_id] for layer in fn.layers]
+              for fn in app.functions}
+    task_root = REPO_ROOT / "functions"
+
+    def runner(gateway: Any) -> Any:
+        def recipe(config: Any) -> Recipe:
+            environment = {**config.environment, **lambda_environment(
+                name=config.name, handler=config.handler, memory_mb=config.memory_mb,
+                task_root=task_root, runtime_dir=layout.runtime_dir,
+                layer_dirs=layers[config.name], python=layout.python)}
+            # No -B: a developer's tree keeps its bytecode, as runtime.py's imports do.
+            return Recipe((str(layout.python), "-m", "awslambdaric", config.handler),
+                          task_root, environment)
+
+        return RuntimeApiPool(recipe, verbose=gateway.settings.verbose)
+
+    return runner
+
+
+class _Invocations(logging.Handler):
+    """The gateway's one line per invocation, as (label, ms, cold start ms or None)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[tuple[str, float, float | None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[3], float):
+            extra = str(args[4])
+            cold = float(extra.split("cold start ")[1].split(" ms")[0]) if "cold start" in extra \
+                else None
+            self.seen.append((str(args[0]), args[3], cold))
+
+
+def measure_one(way: str, kwargs: dict[str, Any], members: int, rounds: int,
+                trigger_settings: dict[str, int]) -> dict[str, Any]:
+    import statistics
+
+    settings = GatewaySettings(port=0, state_dir=None)
+    settings.trigger_settings.update(trigger_settings)
+    invocations = _Invocations()
+    logger = logging.getLogger("local_gateway")
+    logger.addHandler(invocations)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # counted, not printed
+    try:
+        with GatewayThread(settings, **kwargs) as gw, ExitStack() as stack:
+            url = f"{gw.websocket_url}?room=measure&username="
+            clients = [stack.enter_context(_client(f"{url}u{n}")) for n in range(members)]
+            e2e = []
+            for n in range(rounds + 1):
+                text = f"round {n}"
+                started = time.monotonic()
+                clients[0].send({"action": "new_message", "text": text, "client_id": f"m-{n}"})
+                for client in clients:
+                    client.wait(lambda f, t=text: f.get("type") == "message"
+                                and f.get("text") == t, text)
+                e2e.append((time.monotonic() - started) * 1000)
+            deadline = time.monotonic() + WAIT_S
+            while (sum(1 for s in invocations.seen if s[0] == "new_message") < rounds + 1
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+    finally:
+        logger.removeHandler(invocations)
+        logger.propagate = True
+    sends = [s for s in invocations.seen if s[0] == "new_message"]
+    connects = [s for s in invocations.seen if s[0] == "$connect"]
+    return {
+        "way": way,
+        "connect_cold_start_ms": round(connects[0][2] or 0, 1),
+        "connect_first_invocation_ms": round(connects[0][1], 1),
+        "new_message_cold_start_ms": round(sends[0][2] or 0, 1),
+        "new_message_first_invocation_ms": round(sends[0][1], 1),
+        "new_message_first_e2e_ms": round(e2e[0], 1),
+        "new_message_warm_invocation_ms_median": round(statistics.median(
+            s[1] for s in sends[1:]), 1),
+        "new_message_warm_e2e_ms_median": round(statistics.median(e2e[1:]), 1),
+    }
+
+
+def measure(members: int, rounds: int, cdk_out: Path) -> int:
+    """A new_message to ``members`` and the cold starts, each way, in one run."""
+    import platform
+
+    if not (cdk_out / "manifest.json").is_file():
+        Synth("none", cdk_out, SHARD_SIZE).wait()
+    # The template's shard size is the rehearsal's small one: one shard of `members` here.
+    app = DeployedApp(cdk_out, overrides={"FANOUT_SHARD_SIZE": str(max(members, 1000))})
+    app.prepare()
+    ways = [
+        ("runtime.py (make dev today)", {}),
+        ("awslambdaric, source tree", {"runner": source_tree_runner(app)}),
+        ("awslambdaric, cdk.out", app.gateway_kwargs()),
+    ]
+    results = [measure_one(way, kwargs, members, rounds, app.trigger_settings())
+               for way, kwargs in ways]
+    print(json.dumps({
+        "bench": "awslambdaric_vs_runtime", "members": members, "rounds": rounds,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
+                   f"gateway Python {platform.python_version()}, functions 3.13 under "
+                   f"awslambdaric / {platform.python_version()} forked under runtime.py",
+        "results": results,
+    }), flush=True)
     return 0
 
 
