@@ -354,6 +354,8 @@ def report(run: Run) -> list[str]:
         if c.error != expected:
             problems.append(f"{c.error} error(s), {expected} expected "
                             f"({dict(c.error_types)})")
+        if c.error_logs and not expected:
+            problems.append(f"{c.error_logs} line(s) logged at ERROR")
         if c.init_error:
             problems.append(f"init error ({dict(c.error_types)})")
         if c.crashes or c.timeouts:

@@ -76,6 +76,7 @@ class Counts:
     cold_starts: int = 0
     timeouts: int = 0
     crashes: int = 0
+    error_logs: int = 0  # lines the function logged at ERROR (Powertools JSON, awslambdaric)
     init_ms: list[float] = field(default_factory=list)
     error_types: collections.Counter[str] = field(default_factory=collections.Counter)
     output: collections.deque[str] = field(
@@ -142,6 +143,8 @@ class Environment:
                 return
             text = redact(line.decode(errors="replace").rstrip("\n"))
             counts.output.append(text)
+            if '"level":"ERROR"' in text or text.startswith("[ERROR]"):
+                counts.error_logs += 1
             if self.function.verbose:
                 log.info("%s | %s", self.function.name, text)
 
