@@ -199,6 +199,14 @@ class CloudAssembly:
         return next((a["Properties"].get("RouteSelectionExpression") for a in apis.values()),
                     None)
 
+    def stage_throttle(self) -> tuple[float, int] | None:
+        """The stage's default route throttle: (rate per second, burst)."""
+        for stage in self.of_type("AWS::ApiGatewayV2::Stage").values():
+            route = stage["Properties"].get("DefaultRouteSettings", {})
+            if "ThrottlingRateLimit" in route and "ThrottlingBurstLimit" in route:
+                return float(route["ThrottlingRateLimit"]), int(route["ThrottlingBurstLimit"])
+        return None
+
     def stage_name(self) -> str:
         stages = self.of_type("AWS::ApiGatewayV2::Stage")
         return next((s["Properties"]["StageName"] for s in stages.values()), "")
@@ -768,6 +776,15 @@ class DeployedApp:
         return {fn.trigger.max_concurrency.key: int(fn.trigger.max_concurrency.default)
                 for fn in self.functions if isinstance(fn.trigger, QueueConsumer)}
 
+    def configure(self, settings: Any) -> Any:
+        """``settings`` (a ``GatewaySettings``) given what the template sets for the
+        stage and the triggers: its throttle and each event source's concurrency."""
+        settings.trigger_settings.update(self.trigger_settings())
+        throttle = self.assembly.stage_throttle()
+        if throttle is not None:
+            settings.throttle_rate_limit, settings.throttle_burst_limit = throttle
+        return settings
+
     def runner(self, gateway: Any) -> Any:
         """The gateway's function pool (called by ``Gateway.start`` once its resources
         exist): a ``runtime_api.RuntimeApiPool`` with each function's recipe."""
@@ -859,7 +876,7 @@ def deployed_app(outdir: Path, settings: Any) -> DeployedApp:
         if settings.auth != AUTH.default and settings.auth != app.auth:
             raise CdkOutError(f"{outdir} was synthesized with auth={app.auth}: synthesize "
                               f"it with -c auth={settings.auth} to serve that")
-        settings.trigger_settings.update(app.trigger_settings())
+        app.configure(settings)
         print(f"Preparing {app.source} (Python {PYTHON_VERSION}, layers for this machine; "
               f"cached in {BUILD.relative_to(REPO_ROOT)}/)...", flush=True)
         app.prepare()

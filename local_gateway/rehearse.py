@@ -392,8 +392,7 @@ def rehearse_mode(mode: str, outdir: Path, *, synth_s: float, verbose: bool) -> 
         raise Failure(f"{outdir} was synthesized with auth={app.auth}, not {mode}")
     layout = app.prepare()
     prepare_s = time.monotonic() - started
-    settings = GatewaySettings(port=0, state_dir=None, verbose=verbose)
-    settings.trigger_settings.update(app.trigger_settings())
+    settings = app.configure(GatewaySettings(port=0, state_dir=None, verbose=verbose))
     shown = outdir.relative_to(REPO_ROOT) if outdir.is_relative_to(REPO_ROOT) else outdir
     print(f"auth={mode}: {shown} (synth {synth_s:.1f} s, layers and runtime ready in "
           f"{prepare_s:.1f} s; "

@@ -44,8 +44,8 @@ def test_the_template_has_the_declared_functions_behind_their_triggers(rehearsal
 
 
 def _environments(app: DeployedApp) -> tuple[dict[str, dict[str, str]], object]:
-    settings = GatewaySettings(port=0, state_dir=None)
-    settings.trigger_settings.update(app.trigger_settings())
+    settings = app.configure(GatewaySettings(port=0, state_dir=None,
+                                             throttle_rate_limit=1, throttle_burst_limit=1))
     with GatewayThread(settings, **app.gateway_kwargs()) as gw:
         environments = {name: dict(fn.recipe.environment)
                         for name, fn in app.pool.functions.items()}
@@ -62,6 +62,11 @@ def test_a_function_gets_the_templates_variables_resolved_and_lambdas_own(rehear
         assert environment["LAMBDA_TASK_ROOT"] == str(fn.code_dir)
         assert environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == str(fn.memory_mb)
         assert environment["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.13"
+    # The stage's throttle is the template's, whatever the settings said.
+    stage = app.assembly.properties(next(iter(app.assembly.of_type(
+        "AWS::ApiGatewayV2::Stage"))))["DefaultRouteSettings"]
+    assert (gateway.settings.throttle_rate_limit, gateway.settings.throttle_burst_limit) == (
+        stage["ThrottlingRateLimit"], stage["ThrottlingBurstLimit"])
     send = environments["NewMessage"]
     assert send["CONNECTIONS_TABLE"] == gateway.dynamodb.table_names[CONNECTIONS]
     assert send["MESSAGES_TABLE"] == gateway.dynamodb.table_names[MESSAGES]
