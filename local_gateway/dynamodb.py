@@ -324,6 +324,9 @@ class _State:
             os._exit(code)
 
     def _scan(self, name: str) -> list[dict[str, Any]]:
+        read = moto_fence.table_items(name, REGION)  # fast, from moto's own memory
+        if read is not None:
+            return read
         items: list[dict[str, Any]] = []
         request: dict[str, Any] = {"TableName": name}
         while True:
