@@ -199,6 +199,18 @@ class CloudAssembly:
         return next((a["Properties"].get("RouteSelectionExpression") for a in apis.values()),
                     None)
 
+    def page_dir(self) -> Path | None:
+        """The page's files as the stack's bucket deployment ships them (the asset with
+        ``index.html``; ``config.json`` is the gateway's own)."""
+        for deployment in self.resources.values():
+            if not str(deployment.get("Type", "")).startswith("Custom::CDKBucketDeployment"):
+                continue
+            for key in deployment.get("Properties", {}).get("SourceObjectKeys", []):
+                folder = self.outdir / f"asset.{str(key).removesuffix('.zip')}"
+                if (folder / "index.html").is_file():
+                    return folder
+        return None
+
     def stage_throttle(self) -> tuple[float, int] | None:
         """The stage's default route throttle: (rate per second, burst)."""
         for stage in self.of_type("AWS::ApiGatewayV2::Stage").values():
@@ -778,8 +790,12 @@ class DeployedApp:
 
     def configure(self, settings: Any) -> Any:
         """``settings`` (a ``GatewaySettings``) given what the template sets for the
-        stage and the triggers: its throttle and each event source's concurrency."""
+        stage and the triggers: its throttle, each event source's concurrency, and the
+        page the bucket deployment ships."""
         settings.trigger_settings.update(self.trigger_settings())
+        page = self.assembly.page_dir()
+        if page is not None and settings.frontend_dir == REPO_ROOT / "frontend":
+            settings.frontend_dir = page  # unless --frontend-dir said otherwise
         throttle = self.assembly.stage_throttle()
         if throttle is not None:
             settings.throttle_rate_limit, settings.throttle_burst_limit = throttle

@@ -18,6 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from local_gateway.cdk_out import CloudAssembly
 from local_gateway.settings import REPO_ROOT
 from local_gateway.testing import GatewayProcess
 
@@ -27,6 +28,11 @@ PASSWORD = "Sup3r-secret!"
 def test_it_serves_the_open_mode_to_a_client(rehearsal) -> None:
     with GatewayProcess(args=["--from-cdk-out", str(rehearsal.root / "cdk.out-none")]) as gw:
         assert "(awslambdaric)" in gw.output
+        # The page is the one the stack's bucket deployment ships.
+        with urllib.request.urlopen(gw.http_url + "/", timeout=30) as answer:
+            page = answer.read()
+        shipped = CloudAssembly(rehearsal.root / "cdk.out-none").page_dir()
+        assert shipped is not None and page == (shipped / "index.html").read_bytes()
         with connect(f"{gw.websocket_url}?room=cli&username=zoe", open_timeout=60) as ws:
             ws.send(json.dumps({"action": "new_message", "text": "hi", "client_id": "z-1"}))
             event = json.loads(ws.recv(timeout=60))
