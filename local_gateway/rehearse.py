@@ -13,12 +13,13 @@ Runtime API, with only the template's environment), and drives it over real sock
   queue (every member must receive it), and ``$disconnect``;
 - ``auth=cognito``: a sign-up the pre sign-up function refuses and one it accepts
   (through the local Cognito), a handshake the authorizer refuses (401) and one it
-  allows, then a message under the verified name.
+  allows, a message under the verified name, then all of the above with every
+  connection signed in (each handshake through the authorizer).
 
 It prints one line per function (its handler, code asset, layers and the Runtime API
 calls it made) and a verdict, and exits 1 if anything failed: a function that was not
-invoked, a Runtime API error or init error nobody expected, a crash or timeout, an answer
-missing, or a gateway "Internal server error".
+invoked, a Runtime API error or init error nobody expected, a line logged at ERROR nobody
+expected, a crash or timeout, an answer missing, or a gateway "Internal server error".
 """
 
 from __future__ import annotations
@@ -169,6 +170,16 @@ class Run:
         self.expected_errors: dict[str, int] = {}
         self.required: set[str] = set()  # functions that must have answered
         self.notes: list[str] = []
+        # username -> ID token (auth=cognito: every connection is signed in).
+        self.sign_in: Callable[[str], str] | None = None
+
+    def connect(self, clients: ExitStack, room: str, username: str) -> Client:
+        """A connection of ``username`` to ``room``: by name in the open mode, with a
+        token of the local Cognito's when signed in."""
+        if self.sign_in is None:
+            return clients.enter_context(_client(self.url(room, username)))
+        return clients.enter_context(_client(self.url(room), ["chat.v1",
+                                                              "bearer." + self.sign_in(username)]))
 
     def counts(self, name: str) -> Any:
         return self.app.pool.get(name).counts
@@ -197,12 +208,12 @@ class Run:
 
 
 def drive_routes(run: Run, clients: ExitStack) -> None:
-    """auth=none: every route of the template, a big room, $default and $disconnect."""
+    """Every route of the template, a big room, $default and $disconnect."""
     routes = [fn.trigger.key for fn in run.app.functions if isinstance(fn.trigger, Route)]
     # Two connections (a shard's worth): typing and read markers go to the second.
     room = "rehearsal"
-    alice = clients.enter_context(_client(run.url(room, "alice")))
-    alice2 = clients.enter_context(_client(run.url(room, "alice")))
+    alice = run.connect(clients, room, "alice")
+    alice2 = run.connect(clients, room, "alice")
     everyone = [alice, alice2]
     run.required.add(run.function_for(Route, "$connect"))
     message_id = ""
@@ -244,8 +255,7 @@ def drive_routes(run: Run, clients: ExitStack) -> None:
     # A big room: more members than a shard, so new_message hands shards to the queue.
     worker = run.function_for(QueueConsumer)
     run.required.add(worker)
-    members = [clients.enter_context(_client(run.url("big-room", f"m{n}")))
-               for n in range(BIG_ROOM_MEMBERS)]
+    members = [run.connect(clients, "big-room", f"m{n}") for n in range(BIG_ROOM_MEMBERS)]
     before = run.finished(worker)
     members[0].send({"action": "new_message", "text": "to everyone", "client_id": "big-1"})
     for member in members:
@@ -266,7 +276,8 @@ def drive_routes(run: Run, clients: ExitStack) -> None:
 
 
 def drive_sign_in(run: Run, clients: ExitStack) -> None:
-    """auth=cognito: the pre sign-up check, the authorizer, a message under the name."""
+    """auth=cognito: the pre sign-up check, the authorizer, a message under the verified
+    name; then every connection of ``drive_routes`` is signed in."""
     import boto3
 
     with urllib.request.urlopen(run.gw.http_url + "/config.json", timeout=WAIT_S) as answer:  # noqa: S310
@@ -284,14 +295,22 @@ def drive_sign_in(run: Run, clients: ExitStack) -> None:
         raise Failure("the pre sign-up check let '<bad>' sign up")
     except cognito.exceptions.UserLambdaValidationException:
         run.expected_errors[check] = run.expected_errors.get(check, 0) + 1
-    cognito.sign_up(ClientId=auth["clientId"], Username="ana", Password=PASSWORD,
-                    UserAttributes=[{"Name": "email", "Value": "ana@example.com"}])
-    cognito.confirm_sign_up(ClientId=auth["clientId"], Username="ana",
-                            ConfirmationCode="123456")  # any code works locally
-    token = cognito.initiate_auth(
-        ClientId=auth["clientId"], AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": "ana", "PASSWORD": PASSWORD},
-    )["AuthenticationResult"]["IdToken"]
+    tokens: dict[str, str] = {}
+
+    def sign_in(username: str) -> str:
+        if username not in tokens:
+            cognito.sign_up(ClientId=auth["clientId"], Username=username, Password=PASSWORD,
+                            UserAttributes=[{"Name": "email",
+                                             "Value": f"{username}@example.com"}])
+            cognito.confirm_sign_up(ClientId=auth["clientId"], Username=username,
+                                    ConfirmationCode="123456")  # any code works locally
+            tokens[username] = cognito.initiate_auth(
+                ClientId=auth["clientId"], AuthFlow="USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD},
+            )["AuthenticationResult"]["IdToken"]
+        return tokens[username]
+
+    token = sign_in("ana")
     from websockets.exceptions import InvalidStatus
 
     try:
@@ -311,10 +330,12 @@ def drive_sign_in(run: Run, clients: ExitStack) -> None:
     if got.get("username") != "ana":
         raise Failure(f"the message went out as {got.get('username')!r}, not the verified 'ana'")
     run.notes.append("sign-in: a refused sign-up, a 401 handshake, a message as the verified "
-                     "username")
+                     "username; then every route as signed-in users")
     failed = gateway_errors([ana])
     if failed:
         raise Failure(f"the gateway answered a failed integration: {failed[0]}")
+    run.sign_in = sign_in
+    drive_routes(run, clients)
 
 
 @contextmanager
