@@ -539,7 +539,8 @@ def _install(requirements: str, out: Path, *, compile_: bool) -> Path:
     ``out/python`` (cached: ``out`` is named by the requirements)."""
     if (out / _DONE).is_file():
         return out
-    staging = out.with_name(out.name + ".partial")
+    # A staging folder of this process's own: two rehearsals may build the same folder.
+    staging = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     (staging / "requirements.txt").write_text(requirements)
@@ -560,6 +561,9 @@ def _install(requirements: str, out: Path, *, compile_: bool) -> Path:
                           f"reruns reuse {BUILD}):\n{result.stderr[-2000:]}")
     shutil.rmtree(staging / "python" / "bin", ignore_errors=True)
     (staging / "requirements.txt").rename(staging / _DONE)
+    if (out / _DONE).is_file():  # another process finished it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+        return out
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return out
