@@ -444,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where each mode's cdk.out goes (default: .build/rehearsal/)")
     parser.add_argument("--skip-synth", action="store_true",
                         help="serve the cdk.out folders already there")
-    parser.add_argument("--fanout-shard-size", type=int, default=SHARD_SIZE)
+    parser.add_argument("--fanout-shard-size", type=int, default=SHARD_SIZE,
+                        help="synthesized with -c fanout_shard_size=N (default: %(default)s, "
+                             f"so that a room of {BIG_ROOM_MEMBERS} is a big room)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="the gateway's log and every function's output")
     parser.add_argument("--measure", type=int, metavar="MEMBERS",
