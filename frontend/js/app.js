@@ -5,19 +5,27 @@
 //   localize.js  the page in the reader's language, and the switch
 //   join.js      the join form            signin.js   the sign-in forms
 //   chat.js      one room session         incoming.js the server's events applied to it
-//   composer.js  writing and sending      screen.js   drawing the session; view.js as text
+//   composer.js  writing, sending, editing  screen.js drawing the session; view.js as text
+//   message_view.js one message            menus.js    the keyboard-friendly popup menus
+//   actions.js   edit, delete, react      room_list.js the room list; seen.js what was seen
 // and the pure modules, unit-tested with `node --test` (no DOM in them):
 //   protocol.js  the wire contract        connection.js one resilient WebSocket
 //   store.js     a room's messages        history.js  pages of the past, catch-up
 //   outbox.js    our messages on the way  cognito.js, session.js  signing in
+//   requests.js  our edits/deletes/reactions on the way   slowdown.js the throttle answer
+//   reactions.js chips and toggles        readmarker.js the read marker   rooms.js the room list
 //   i18n.js      words and formats per language (catalogs in frontend/i18n/)
 
-import { labelRoom, setChatHooks, startSession, wireChat } from './chat.js';
-import { wireComposer } from './composer.js';
+import {
+  labelRoom, setChatHooks, showRooms, startSession, switchRoom, wireChat,
+} from './chat.js';
+import { showMode, wireComposer } from './composer.js';
 import { $, ui } from './dom.js';
 import { prefill, showRules, wireJoinForm } from './join.js';
 import { onLanguageChange, startLanguage } from './localize.js';
+import { wireMenus } from './menus.js';
 import { rules } from './protocol.js';
+import { wireRoomForm } from './room_list.js';
 import { renderAll, renderOnlineList, renderTypingLine, updateOlderButton, wireScreen } from './screen.js';
 import { sessionEnded, startSignIn, wireSignIn } from './signin.js';
 import { app } from './state.js';
@@ -43,6 +51,15 @@ wireSignIn();
 wireChat({ onLeave: prefill });
 wireComposer();
 wireScreen();
+wireMenus();
+wireRoomForm((raw) => {
+  const r = app.config?.rules;
+  if (!r || !app.session) return '';
+  const room = r.normalizeRoom(raw);
+  const problem = r.roomProblem(room);
+  if (!problem) switchRoom(room);
+  return problem;
+});
 
 // Another language: whatever was written from code is written again.
 onLanguageChange(() => {
@@ -51,6 +68,8 @@ onLanguageChange(() => {
   const s = app.session;
   if (!s) return;
   labelRoom(s);
+  showMode(s);
+  showRooms(s);
   renderStatus(ui.status, s.conn.state, s.conn.retryAt);
   renderAll(s);
   updateOlderButton(s);

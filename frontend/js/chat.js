@@ -1,19 +1,30 @@
-// One room session: its connection, its state machines (store, history, outbox) and
-// its lifecycle (start, status, open, leave). Incoming events are applied by
-// incoming.js; drawing is screen.js's.
+// One room session: its connection, its state machines (store, history, outbox, our
+// edits and reactions, the read marker, the room list) and its lifecycle (start, status,
+// open, switch room, leave). Incoming events are applied by incoming.js; drawing is
+// screen.js's.
 
+import { messageActions } from './actions.js';
+import { showMode, startEdit } from './composer.js';
 import { Connection } from './connection.js';
 import { showNotice, ui } from './dom.js';
 import { HistoryLoader } from './history.js';
-import { t } from './i18n.js';
+import { errorText, t } from './i18n.js';
 import { onFrame } from './incoming.js';
+import { closeMenu } from './menus.js';
 import { Outbox } from './outbox.js';
-import { bearerProtocols, frames, socketUrl } from './protocol.js';
+import { bearerProtocols, frames, newClientId, socketUrl } from './protocol.js';
+import { ReadMarker } from './readmarker.js';
+import { Requests } from './requests.js';
+import { renderRooms } from './room_list.js';
+import { RoomList } from './rooms.js';
 import { clearRoom, renderAll, updateOlderButton } from './screen.js';
-import { app } from './state.js';
+import { SeenWatcher } from './seen.js';
 import { SlowDown } from './slowdown.js';
+import { app } from './state.js';
 import { RoomStore } from './store.js';
 import { renderStatus } from './view.js';
+
+const ROOMS_EVERY_MS = 30000; // the room list's unread counts, refreshed while the tab is visible
 
 const hooks = {
   signInGone: () => {}, // the connection found no sign-in to offer (signin.js)
@@ -23,7 +34,7 @@ export function setChatHooks(h) {
   Object.assign(hooks, h);
 }
 
-export function startSession({ websocketUrl, rules: r }, me, room) {
+export function startSession({ websocketUrl, rules: r }, me, room, { roomList = null } = {}) {
   // Signed in, the name is the token's: the URL carries the room only, and each attempt
   // offers a fresh ID token as a subprotocol.
   const signedIn = app.auth;
@@ -33,28 +44,39 @@ export function startSession({ websocketUrl, rules: r }, me, room) {
     })
     : new Connection(socketUrl(websocketUrl, me, room));
   const send = (frame) => conn.send(frame);
+  const live = () => app.session === s;
   const s = {
     store: new RoomStore(room, me), conn, me, room, rules: r,
-    lastTypingSent: 0, unread: 0, timers: new Set(),
+    lastTypingSent: 0, unread: 0, timers: new Set(), editing: null,
     whoTimer: 0, // a coalesced `who` after presence leaves (see incoming.js)
-    onUnseen: () => bumpUnread(s),
     slow: new SlowDown(), // the gateway's throttle answers: how long to back off
+    roomList: roomList ?? new RoomList({ unreadMax: r.unreadMax }),
+    onRendered: () => labelRoom(s),
+    showRooms: () => showRooms(s),
   };
   s.history = new HistoryLoader({
-    send, pageSize: r.historyLimit, onChange: () => { if (app.session === s) updateOlderButton(s); },
+    send, pageSize: r.historyLimit, onChange: () => { if (live()) updateOlderButton(s); },
   });
-  s.outbox = new Outbox({ me, send, onChange: () => { if (app.session === s) renderAll(s); } });
+  s.outbox = new Outbox({ me, send, onChange: () => { if (live()) renderAll(s); } });
+  s.requests = new Requests({
+    send, newId: newClientId,
+    onFailed: (_entry, code) => { if (live()) showNotice(t('notice.actionFailed', { reason: errorText(code) })); },
+  });
+  s.marker = new ReadMarker({ send, onChange: () => { if (live()) labelRoom(s); } });
+  s.seen = new SeenWatcher((id) => s.marker.seen(id));
+  s.on = messageActions(s, { startEdit });
   app.session = s;
 
   ui.roomName.textContent = `#${room}`;
   ui.meName.textContent = me;
   ui.text.value = '';
+  showMode(s);
   ui.joinView.hidden = true;
   ui.chatView.hidden = false;
   ui.header.hidden = false;
   ui.appTitle.hidden = true;
-  labelRoom(s);
   renderAll(s, { stick: true });
+  showRooms(s);
   ui.text.focus();
 
   conn.addEventListener('status', (e) => onStatus(s, e.detail));
@@ -67,33 +89,64 @@ export function startSession({ websocketUrl, rules: r }, me, room) {
     ui.username.focus();
   });
   conn.start();
+  s.roomsTimer = setInterval(() => {
+    if (live() && document.visibilityState === 'visible') conn.send(frames.rooms());
+  }, ROOMS_EVERY_MS);
+  s.timers.add(s.roomsTimer);
+}
+
+/** Stop a session's socket and machines (leaving, or switching to another room). */
+function stopSession(s) {
+  if (app.session === s) app.session = null;
+  closeMenu({ focus: false });
+  s.conn.stop();
+  s.history.stop();
+  s.outbox.stop();
+  s.requests.stop();
+  s.marker.flush(); // what was seen is marked before the socket goes (if it still can)
+  s.marker.stop();
+  s.seen.stop();
+  for (const timer of s.timers) clearInterval(timer);
+  clearTimeout(s.whoTimer);
+  clearRoom();
+  clearInterval(countdownTimer);
 }
 
 export function endSession() {
   const s = app.session;
   if (!s) return;
-  app.session = null;
-  s.conn.stop();
-  s.history.stop();
-  s.outbox.stop();
-  for (const t of s.timers) clearInterval(t);
-  clearTimeout(s.whoTimer);
+  stopSession(s);
   ui.chatView.hidden = true;
   ui.header.hidden = true;
   ui.appTitle.hidden = false;
   ui.joinView.hidden = false;
-  clearRoom();
-  clearInterval(countdownTimer);
   document.title = t('app.title');
+}
+
+/** Go to another room without reloading the page: a new connection to it. */
+export function switchRoom(room) {
+  const s = app.session;
+  if (!s || room === s.room) return;
+  stopSession(s);
+  const params = new URLSearchParams(location.search);
+  params.set('room', room);
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+  startSession(app.config, s.me, room, { roomList: s.roomList });
 }
 
 /** The room's words in the current language: its log's label, the placeholder, the title. */
 export function labelRoom(s) {
   ui.log.setAttribute('aria-label', t('messages.labelRoom', { room: s.room }));
   ui.text.placeholder = t('composer.placeholder', { room: s.room });
+  // Unread: others' messages after the read marker, until they are seen.
+  s.unread = s.marker.unread(s.store.messages.values(), s.me);
   document.title = s.unread
     ? t('app.roomTitleUnread', { count: s.unread, room: s.room })
     : t('app.roomTitle', { room: s.room });
+}
+
+export function showRooms(s) {
+  renderRooms(s.roomList.view(s.room), switchRoom);
 }
 
 let countdownTimer = 0;
@@ -109,6 +162,7 @@ function onStatus(s, { state, retryAt }) {
     // Whatever was in flight on the old socket will never be answered.
     s.history.disconnected();
     s.outbox.disconnected();
+    s.requests.disconnected();
   }
 }
 
@@ -119,12 +173,10 @@ function onOpen(s, reconnect) {
   s.conn.send(frames.who());
   s.history.connected(s.store.lastId); // the newest page, or a catch-up to the last id seen
   s.outbox.connected(); // messages typed while offline, or cut off by the drop
+  s.requests.connected(); // edits, deletes and reactions not answered on the old socket
+  s.marker.flush();
+  s.conn.send(frames.rooms());
   if (reconnect) showNotice(t('notice.reconnected'), 3000);
-}
-
-function bumpUnread(s) {
-  s.unread += 1;
-  labelRoom(s);
 }
 
 export function wireChat({ onLeave }) {
@@ -135,9 +187,8 @@ export function wireChat({ onLeave }) {
   ui.retryNow.addEventListener('click', () => app.session?.conn.retryNow());
   document.addEventListener('visibilitychange', () => {
     const s = app.session;
-    if (!document.hidden && s) {
-      s.unread = 0;
-      labelRoom(s);
-    }
+    if (!s || document.visibilityState !== 'visible') return;
+    s.seen.report(); // what is on screen now counts as seen
+    s.conn.send(frames.rooms());
   });
 }

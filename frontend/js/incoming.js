@@ -6,7 +6,7 @@ import { showNotice, ui } from './dom.js';
 import { errorText, t } from './i18n.js';
 import { frames } from './protocol.js';
 import {
-  ensureTypingTicker, isNearBottom, renderAll, renderOnlineList, renderTypingLine, showJump,
+  ensureTypingTicker, isNearBottom, renderAll, renderOnlineList, renderTypingLine, showDivider, showJump,
 } from './screen.js';
 import { SlowDown } from './slowdown.js';
 import { app } from './state.js';
@@ -29,9 +29,24 @@ export function onFrame(s, data) {
       if (own) s.outbox.confirm([data]);
       renderAll(s, { stick });
       if (added.length && !own && !stick) showJump();
-      if (added.length && !own && document.hidden) s.onUnseen();
       break;
     }
+    case 'message_updated':
+    case 'message_deleted':
+    case 'reactions': {
+      const stick = isNearBottom();
+      const apply = { message_updated: 'updated', message_deleted: 'deleted', reactions: 'reacted' }[data.type];
+      s.requests.event(data);
+      if (s.store[apply](data) === 'applied') renderAll(s, { stick });
+      break;
+    }
+    case 'read_marker':
+      s.marker.fromOtherTab(data.id); // another tab of ours read this far
+      break;
+    case 'rooms':
+      s.roomList.received(data);
+      s.showRooms();
+      break;
     case 'history':
       onHistory(s, data);
       break;
@@ -69,6 +84,8 @@ export function onFrame(s, data) {
         const delay = s.slow.hit();
         s.outbox.throttled(delay);
         s.history.throttled(delay);
+        s.requests.throttled(delay);
+        s.marker.throttled(delay);
       } else if (data.type === undefined && typeof data.message === 'string') {
         // API Gateway's own failure frame ({"message": "Internal server error", ...}) has
         // no type and no client_id; a history request in flight is the likely victim.
@@ -81,6 +98,7 @@ export function onFrame(s, data) {
 function onError(s, data) {
   const code = String(data.code ?? '');
   if (data.client_id && s.outbox.rejected(data.client_id, code)) return;
+  if (data.client_id && s.requests.rejected(data.client_id, code)) return; // it says so itself
   const loading = s.history.inFlight;
   if (loading && data.code === 'internal' && loading.kind !== 'older') {
     // The room cannot be loaded on this connection (on the local gateway a connection can
@@ -111,6 +129,7 @@ function onHistory(s, data) {
   if (!page) return; // nothing asked (a late reply after a timeout): nobody to give it to
   s.conn.markHealthy(); // this connection serves the room: only now reset the backoff
   const store = s.store;
+  s.marker.fromHistory(data.read_marker ?? null, page.messages, s.me); // the first places "New messages"
   if (page.kind === 'older') {
     // Keep what the reader was looking at still while older messages land above it.
     ui.log.setAttribute('aria-busy', 'true');
@@ -122,6 +141,7 @@ function onHistory(s, data) {
     ui.log.setAttribute('aria-busy', 'true');
     store.merge(page.messages);
     renderAll(s, { stick: true });
+    showDivider(); // opening the room with news: start reading where they start
     ui.log.setAttribute('aria-busy', 'false');
   } else {
     const added = store.merge(page.messages);

@@ -32,11 +32,14 @@ export function rules(protocolConfig) {
   const defaultRoom = need('defaultRoom', 'string');
   const textMax = need('textMaxLength', 'number');
   const historyLimit = need('historyDefaultLimit', 'number');
+  // Newer rules: a server that does not send them yet gets PROTOCOL.md's numbers.
+  const unreadMax = typeof c.unreadMax === 'number' ? c.unreadMax : 100;
 
   return {
     defaultRoom,
     textMaxLength: textMax,
     historyLimit,
+    unreadMax,
     // The join form's standing hints, from the same numbers (in the current language).
     get usernameHint() {
       return t('join.nameHint', { max: usernameMax });
@@ -120,4 +123,10 @@ export const frames = {
   who: () => ({ action: 'who' }),
   typing: () => ({ action: 'typing' }),
   ping: () => ({ action: 'ping' }),
+  // A message's life. Every frame may carry a client_id: an error it causes echoes it.
+  editMessage: (id, text, clientId) => ({ action: 'edit_message', id, text, client_id: clientId }),
+  deleteMessage: (id, clientId) => ({ action: 'delete_message', id, client_id: clientId }),
+  react: (id, emoji, on, clientId) => ({ action: 'react', id, emoji, on, client_id: clientId }),
+  markRead: (id) => ({ action: 'mark_read', id }),
+  rooms: () => ({ action: 'rooms' }),
 };

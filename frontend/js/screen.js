@@ -20,11 +20,20 @@ export function scrollToBottom() {
 export function renderAll(s, { stick = false } = {}) {
   const wasNear = isNearBottom();
   renderMessages(ui.log, s.store.timeline(s.outbox.entries.values()), {
-    me: s.me,
-    onRetry: (clientId) => s.outbox.retry(clientId),
+    on: s.on, dividerAfter: s.marker.dividerAfter,
   });
   updateOlderButton(s);
   if (stick || wasNear) scrollToBottom();
+  s.seen.watch();
+  s.onRendered();
+}
+
+/** Opening a room with news: the "New messages" divider at the top of the view. */
+export function showDivider() {
+  const divider = ui.log.querySelector('.new-divider');
+  if (!divider) return false;
+  ui.scroller.scrollTop = Math.max(0, divider.offsetTop - ui.scroller.offsetTop - 8);
+  return true;
 }
 
 export function updateOlderButton(s) {
@@ -66,6 +75,7 @@ export function showJump() {
 /** Clear everything a room session drew. */
 export function clearRoom() {
   ui.log.replaceChildren();
+  ui.log.removeAttribute('aria-busy');
   ui.log._nodes = null;
   ui.online.replaceChildren();
   ui.onlineCount.textContent = '';

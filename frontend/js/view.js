@@ -3,18 +3,15 @@
 // The message list is reconciled by key, so a live message, a history page and a
 // catch-up page that overlap never produce two elements for one id, and an optimistic
 // message keeps its element when its echo confirms it (it then gains its data-id).
+// One message's element is message_view.js's.
 
 import { el } from './dom.js';
 import {
-  errorText, formatDay, formatFull, formatList, formatNumber, formatTime, t,
+  formatDay, formatList, formatNumber, t,
 } from './i18n.js';
+import { buildMessage, fillMessage, parseTime } from './message_view.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
-
-function parseTime(iso) {
-  const t = new Date(iso);
-  return Number.isNaN(t.getTime()) ? null : t;
-}
 
 function dayKey(date) {
   return date ? `${date.getFullYear()}-${date.getMonth() + 1}-${date.getDate()}` : '';
@@ -28,64 +25,17 @@ function dayLabel(date) {
   return formatDay(date);
 }
 
-function buildMessage() {
-  const node = el('div', 'msg');
-  const meta = el('div', 'meta');
-  meta.append(el('span', 'author'), el('time', 'time'));
-  const body = el('p', 'body');
-  const state = el('div', 'state');
-  state.append(el('span', 'state-text'));
-  node.append(meta, body, state);
-  return node;
-}
-
-function fillMessage(node, item, { own, grouped, onRetry }) {
-  if (item.id) node.dataset.id = item.id;
-  else delete node.dataset.id;
-  if (item.clientId) node.dataset.clientId = item.clientId;
-  node.dataset.author = item.username;
-  node.classList.toggle('own', own);
-  node.classList.toggle('grouped', grouped);
-  node.classList.toggle('pending', item.state === 'sending' || item.state === 'queued');
-  node.classList.toggle('failed', item.state === 'failed');
-
-  const author = node.querySelector('.author');
-  if (author.textContent !== item.username) author.textContent = item.username;
-  const time = node.querySelector('.time');
-  const date = parseTime(item.createdAt);
-  time.textContent = date ? formatTime(date) : '';
-  time.dateTime = item.createdAt;
-  time.title = date ? formatFull(date) : '';
-  const body = node.querySelector('.body');
-  if (body.textContent !== item.text) body.textContent = item.text;
-
-  const state = node.querySelector('.state');
-  const stateText = state.querySelector('.state-text');
-  let retry = state.querySelector('button');
-  if (item.state === 'failed') {
-    stateText.textContent = item.error
-      ? t('messages.notSentWhy', { reason: errorText(item.error) })
-      : t('messages.notSent');
-    if (!retry) {
-      retry = el('button', 'retry');
-      retry.type = 'button';
-      state.append(retry);
-    }
-    retry.textContent = t('messages.retry');
-    retry.onclick = () => onRetry(item.clientId);
-  } else {
-    stateText.textContent =
-      item.state === 'sending' ? t('messages.sending') : item.state === 'queued' ? t('messages.queued') : '';
-    retry?.remove();
-  }
-}
-
-/** Bring the log's children in line with `items` (from RoomStore.timeline()). */
-export function renderMessages(log, items, { me, onRetry }) {
+/**
+ * Bring the log's children in line with `items` (from RoomStore.timeline()). `on` has
+ * the handlers (me, retry, edit, remove, react); `dividerAfter` is the read marker the
+ * room was opened with: "New messages" goes before the first later message of someone else.
+ */
+export function renderMessages(log, items, { on, dividerAfter = null }) {
   const old = log._nodes ?? new Map();
   const next = new Map();
   const wanted = [];
   let prev = null;
+  let divided = !dividerAfter;
   for (const item of items) {
     const date = parseTime(item.createdAt);
     const prevDate = prev && parseTime(prev.createdAt);
@@ -96,13 +46,23 @@ export function renderMessages(log, items, { me, onRetry }) {
       next.set(key, divider);
       wanted.push(divider);
     }
+    if (!divided && item.id && item.id > dividerAfter && item.username !== on.me) {
+      divided = true;
+      const divider = old.get('n:new') ?? el('div', 'new-divider');
+      divider.setAttribute('role', 'separator');
+      divider.replaceChildren(el('span', '', t('messages.newDivider')));
+      next.set('n:new', divider);
+      wanted.push(divider);
+    }
     const key = item.id ? `m:${item.id}` : `c:${item.clientId}`;
     // A confirmed echo of our optimistic message reuses its element.
     const node = old.get(key) ?? (item.clientId && old.get(`c:${item.clientId}`)) ?? buildMessage();
+    // Grouped under the previous message of the same author, unless a divider came between.
     const grouped =
       prev !== null && prev.username === item.username && date && prevDate &&
-      dayKey(date) === dayKey(prevDate) && date - prevDate < GROUP_WINDOW_MS;
-    fillMessage(node, item, { own: item.username === me, grouped, onRetry });
+      dayKey(date) === dayKey(prevDate) && date - prevDate < GROUP_WINDOW_MS &&
+      wanted[wanted.length - 1]?.classList.contains('msg');
+    fillMessage(node, item, { own: item.username === on.me, grouped: Boolean(grouped), on });
     next.set(key, node);
     wanted.push(node);
     prev = item;

@@ -232,3 +232,68 @@ def room_name(prefix: str) -> str:
 @pytest.fixture
 def room(request: pytest.FixtureRequest) -> str:
     return room_name(request.node.name.removeprefix("test_").replace("_", "-")[:30])
+
+
+# ---------------------------------------------------------------- both auth modes
+
+
+class Chat:
+    """How a test enters a room in one auth mode: ``enter(page, who, room)`` joins (open
+    mode: the name ``who``; signed in: a fresh account ``who_<hex>``, signed up and
+    confirmed), ``second_tab`` opens another tab of the same person, ``rejoin`` comes back
+    after a reload, ``name`` is the username the others see."""
+
+    PASSWORD = "Sup3r-secret!"
+
+    def __init__(self, mode: str, gateway) -> None:
+        self.mode = mode
+        self.gateway = gateway
+        self.url = f"http://127.0.0.1:{gateway.port}/"
+        self._names: dict[str, str] = {}  # who -> the username they entered with
+
+    def name(self, who: str) -> str:
+        return self._names.get(who, who)
+
+    def enter(self, page, who: str, room: str, *, name: str | None = None) -> str:
+        from tests.browser import helpers as h
+
+        if self.mode == "open":
+            name = name or who
+            h.join(page, self.gateway, name, room)
+        else:
+            if name is None:
+                name = f"{who}_{os.urandom(3).hex()}"
+                h.sign_up(page, self.url, name, self.PASSWORD)
+            else:
+                h.sign_in(page, self.url, name, self.PASSWORD)
+            page.locator("input[name=room]").fill(room)
+            page.locator("#join-form button[type=submit]").click()
+            h.expect_online(page)
+        self._names[who] = name
+        return name
+
+    def second_tab(self, page, who: str, room: str) -> None:
+        """Another tab (its own browser context) of the person ``who`` who entered before."""
+        self.enter(page, who, room, name=self.name(who))
+
+    def rejoin(self, page) -> None:
+        from tests.browser import helpers as h
+
+        page.locator("#join-form button[type=submit]").click()
+        h.expect_online(page)
+
+
+@pytest.fixture(scope="session")
+def signin_gateway() -> Iterator[GatewayProcess]:
+    proc = GatewayProcess(args=["--auth", "cognito"])
+    proc.start(timeout=GATEWAY_START_S)
+    yield proc
+    proc.stop(timeout=20)
+
+
+@pytest.fixture(params=["open", "cognito"])
+def chat(request: pytest.FixtureRequest, gateway: Gateway) -> Chat:
+    """The room, entered in each auth mode: open (a claimed name) and signed in (Cognito)."""
+    if request.param == "open":
+        return Chat("open", gateway)
+    return Chat("cognito", request.getfixturevalue("signin_gateway"))

@@ -201,3 +201,33 @@ class WsClient:
             lambda e: e.get("type") == "message" and e.get("username") == self.username
             and e.get("text") == text
         )
+
+
+# ---------------------------------------------------------------- signed in (auth: cognito)
+
+
+def sign_up(page: Page, url: str, name: str, password: str) -> None:
+    """Open the page, create an account, confirm it (any code works locally), and land on
+    the join form."""
+    page.goto(url)
+    expect(page.locator("#signin-form")).to_be_visible()
+    page.locator("#show-signup").click()
+    page.locator("#signup-username").fill(name)
+    page.locator("#signup-email").fill(f"{name}@example.com")
+    page.locator("#signup-password").fill(password)
+    page.locator("#signup-form button[type=submit]").click()
+    expect(page.locator("#confirm-form")).to_be_visible()
+    page.locator("#confirm-code").fill("000000")
+    page.locator("#confirm-form button[type=submit]").click()
+    expect(page.locator("#join-view")).to_be_visible()
+    expect(page.locator("#username")).to_have_value(name)
+
+
+def sign_in(page: Page, url: str, name: str, password: str) -> None:
+    """Open the page and sign in to an existing account (another tab of the same person)."""
+    page.goto(url)
+    expect(page.locator("#signin-form")).to_be_visible()
+    page.locator("#signin-username").fill(name)
+    page.locator("#signin-password").fill(password)
+    page.locator("#signin-form button[type=submit]").click()
+    expect(page.locator("#join-view")).to_be_visible()

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import {
   errorText, formatList, formatNumber, LANGUAGES, pickLanguage, t,
 } from '../../frontend/js/i18n.js';
+import { PICKER } from '../../frontend/js/reactions.js';
 import { catalog, FRONTEND, useCatalog } from './catalogs.mjs';
 
 const read = (rel) => readFileSync(new URL(rel, FRONTEND), 'utf8');
@@ -52,7 +53,7 @@ describe('the catalogs', () => {
       assert.ok(PROTOCOL_MD.includes(`\`${code}\``), `${code} is not a code of PROTOCOL.md`);
     }
     const dynamic = new Set([...STATES.map((s) => `status.${s}`), ...ERROR_CODES.map((c) => `error.${c}`),
-      'error.no_reply', 'lang.en', 'lang.es']);
+      'error.no_reply', 'lang.en', 'lang.es', ...PICKER.map(([, key]) => key)]);
     const unused = Object.keys(en).filter((k) => !used.has(k) && !dynamic.has(k));
     assert.deepEqual(unused, []);
   });
