@@ -1,8 +1,9 @@
 """CDK entry point (``cdk.json`` runs ``.venv/bin/python infra/app.py``).
 
-cdk-nag's AWS Solutions pack runs as a policy-validation plugin: an unacknowledged
-error fails the synth, so a finding is either fixed or acknowledged with a reason in
-``infra/nag.py``.
+cdk-nag's AWS Solutions pack and AWS CloudFormation Guard (the Control Tower
+proactive controls, ``cdklabs.cdk-validator-cfnguard``) run as policy-validation
+plugins: an unacknowledged violation of either fails the synth, so a finding is either
+fixed or acknowledged with a reason in ``infra/nag.py`` or ``infra/guard.py``.
 """
 
 from __future__ import annotations
@@ -21,20 +22,22 @@ for entry in (ROOT, ROOT / "functions"):
 from aws_cdk import App, Validations  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
+from infra.guard import guard_validator  # noqa: E402
 from infra.stack import ChatStack  # noqa: E402
 
 STACK_NAME = "ServerlessChat"
 
 
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> App:
-    """The app with its stack and the nag checks, unsynthesized (tests synth it in-process)."""
+    """The app with its stack, cdk-nag and Guard, unsynthesized (tests synth it in-process)."""
     app = App(context=context, outdir=outdir)
     ChatStack(
         app,
         STACK_NAME,
         description="Serverless real-time WebSocket chat (API Gateway + Lambda + DynamoDB)",
     )
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # Validations' plugins, not App(policy_validation_beta1=...), which CDK deprecates.
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), guard_validator())
     return app
 
 

@@ -31,6 +31,9 @@ class ChatTables(Construct):
                 if spec.sort_key
                 else None,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                # KMS, AWS's key for DynamoDB (aws/dynamodb: no key to pay for or grant),
+                # not the default AWS-owned key: Guard's CT.DYNAMODB.PR.2.
+                encryption=dynamodb.TableEncryption.AWS_MANAGED,
                 # DynamoDB deletes expired items within a few days, not at once: the code
                 # must still ignore rows whose expires_at has passed.
                 time_to_live_attribute=spec.ttl_attribute,

@@ -31,6 +31,11 @@ class ChatQueues(Construct):
                 encryption=sqs.QueueEncryption.SQS_MANAGED,
                 enforce_ssl=True,
                 retention_period=Duration.days(14),  # time to look, SQS's maximum
+                # Says it is a dead-letter queue (Guard's CT.SQS.PR.1 then asks it for
+                # no dead-letter queue of its own). allowAll, SQS's default: naming the
+                # source queue here would make the two queues refer to each other.
+                redrive_allow_policy=sqs.RedriveAllowPolicy(
+                    redrive_permission=sqs.RedrivePermission.ALLOW_ALL),
             )
             queue = sqs.Queue(
                 self,

@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     # (AWS::ApiGateway::Account). "create": this stack sets it; "existing": one is
     # already set (another stack, or the console), and this stack leaves it alone.
     "api_gateway_logs_role": "create",
+    # Where the alarms (infra/monitoring.py) send email, through an SNS topic the stack
+    # creates: ``-c alarm_email=ops@example.com``. Unset: no topic, the alarms only
+    # change state (on the dashboard).
+    "alarm_email": None,
     # What the functions read from their environment (chat.config.SETTINGS), by the same
     # keys: ``-c rate_limit_messages=20``.
     **{setting.key: setting.default for setting in FUNCTION_SETTINGS},
@@ -87,6 +91,7 @@ class StackSettings:
     refresh_token_validity_days: int
     access_logs: bool
     api_gateway_logs_role: str  # "create" | "existing"
+    alarm_email: str | None
     # chat.config.SETTINGS: environment variable -> value, for the functions that read it.
     function_settings: dict[str, str]
     # chat.config.SETTINGS of triggers (no environment variable): key -> value.
@@ -135,6 +140,8 @@ class StackSettings:
             refresh_token_validity_days=refresh_days,
             access_logs=(auth == AUTH_COGNITO) if access_logs is None else _as_bool(access_logs),
             api_gateway_logs_role=logs_role,
+            alarm_email=str(get("alarm_email")).strip() or None
+            if get("alarm_email") is not None else None,
             function_settings={
                 setting.env_var: setting.parse(get(setting.key))
                 for setting in FUNCTION_SETTINGS

@@ -13,6 +13,8 @@ from infra.api import ChatApi
 from infra.auth import ChatUserPool
 from infra.data import ChatTables
 from infra.frontend import Frontend
+from infra.guard import acknowledge_guard_findings
+from infra.monitoring import ChatMonitoring
 from infra.nag import acknowledge_findings
 from infra.queues import ChatQueues
 from infra.settings import StackSettings
@@ -27,7 +29,7 @@ class ChatStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        settings = StackSettings.from_context(self.node)
+        settings = self.settings = StackSettings.from_context(self.node)
 
         self.data = ChatTables(self, "Data", destroy=settings.destroy)
         self.queues = ChatQueues(self, "Queues")
@@ -43,6 +45,10 @@ class ChatStack(Stack):
             self, "Api", data=self.data, queues=self.queues, settings=settings, users=self.users
         )
         websocket_url = self.chat_api.stage.url  # wss://{api}.execute-api.{region}.../{stage}
+        self.monitoring = ChatMonitoring(
+            self, "Monitoring", api=self.chat_api, data=self.data, queues=self.queues,
+            alarm_email=settings.alarm_email,
+        )
         self.frontend = Frontend(
             self,
             "Frontend",
@@ -63,6 +69,12 @@ class ChatStack(Stack):
         )
         CfnOutput(
             self, "FrontendUrl", value=self.frontend.url, description="The chat page (CloudFront)"
+        )
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=self.monitoring.dashboard_url,
+            description="CloudWatch dashboard: connections, messages, deliveries, queue, functions",
         )
         CfnOutput(
             self,
@@ -90,3 +102,4 @@ class ChatStack(Stack):
             )
 
         acknowledge_findings(self)
+        acknowledge_guard_findings(self)

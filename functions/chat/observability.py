@@ -19,6 +19,16 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 SERVICE = "chat"
 NAMESPACE = "ServerlessChat"
 
+# Metrics the stack's dashboard and alarms read (``infra/monitoring.py``), by name.
+CONNECTIONS_OPENED = "Connections"
+MESSAGES_STORED = "MessagesStored"
+# Posts to connections, by how they ended (``chat.adapters.management_api``).
+POSTS_SENT = "PostsSent"
+POSTS_GONE = "PostsGone"  # 410: the connection is closed
+POSTS_THROTTLED = "PostsThrottled"  # 429 after the retries
+POSTS_TIMED_OUT = "PostsTimedOut"  # no answer in time, or the deadline came first
+POSTS_FAILED = "PostsFailed"  # anything else; also by dimension ``reason``
+
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 

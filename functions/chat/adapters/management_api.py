@@ -70,7 +70,16 @@ import httptools
 from botocore.exceptions import NoCredentialsError
 
 from chat.model import Delivery, PostOutcome
-from chat.observability import count_by, logger, metrics
+from chat.observability import (
+    POSTS_FAILED,
+    POSTS_GONE,
+    POSTS_SENT,
+    POSTS_THROTTLED,
+    POSTS_TIMED_OUT,
+    count_by,
+    logger,
+    metrics,
+)
 
 # Tight timeouts: a hung post must fail fast rather than run the Lambda into its timeout.
 CONNECT_TIMEOUT_S = 1  # TCP connect and TLS handshake
@@ -99,9 +108,8 @@ FAILURE_REASONS = (
 )
 # How a post ended, by the metric that counts it.
 _THROTTLED, _TIMED_OUT = "throttled", "timed_out"
-_METRIC = {"sent": "PostsSent", "gone": "PostsGone", _THROTTLED: "PostsThrottled",
-           _TIMED_OUT: "PostsTimedOut"}
-FAILED_METRIC = "PostsFailed"
+_METRIC = {"sent": POSTS_SENT, "gone": POSTS_GONE, _THROTTLED: POSTS_THROTTLED,
+           _TIMED_OUT: POSTS_TIMED_OUT}
 
 
 class _Answer(NamedTuple):
@@ -401,8 +409,8 @@ class _Fanout:
         for how, count in ended.items():
             metrics.add_metric(name=_METRIC[how], unit="Count", value=count)
         if failed:
-            metrics.add_metric(name=FAILED_METRIC, unit="Count", value=failed.total())
-            count_by(FAILED_METRIC, "reason", failed)
+            metrics.add_metric(name=POSTS_FAILED, unit="Count", value=failed.total())
+            count_by(POSTS_FAILED, "reason", failed)
         for problem in self.problems:
             reason = problem["reason"] = self.reasons.get(problem["target"], "")
             if reason in failed:
