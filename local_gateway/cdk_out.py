@@ -33,6 +33,7 @@ installed, so reruns need no network.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -94,11 +95,7 @@ class LayerRef(NamedTuple):
     logical_id: str
     asset_dir: Path | None  # a LayerVersion built from an asset
     powertools_version: str | None  # the official Powertools layer, by SSM parameter
-    label: str  # for the rehearsal's report
-
-    @property
-    def name(self) -> str:
-        return self.label
+    label: str  # for a reader
 
 
 @dataclass(frozen=True, eq=False)
@@ -784,7 +781,7 @@ class DeployedApp:
         (the gateway then runs Cognito)."""
         pools = set(self.assembly.of_type("AWS::Cognito::UserPool")) | set(
             self.assembly.of_type("AWS::Cognito::UserPoolClient"))
-        return tuple(_replace(fn, verifies_tokens=True)
+        return tuple(dataclasses.replace(fn, verifies_tokens=True)
                      if pools & set(_refs_in(dict(fn.variables))) else fn for fn in functions)
 
     def trigger_settings(self) -> dict[str, int]:
@@ -871,11 +868,6 @@ class DeployedApp:
         self.pool = RuntimeApiPool(recipe, verbose=gateway.settings.verbose)
         return self.pool
 
-
-def _replace(fn: DeployedFunction, **changes: Any) -> DeployedFunction:
-    import dataclasses
-
-    return dataclasses.replace(fn, **changes)
 
 
 def deployed_app(outdir: Path, settings: Any) -> DeployedApp:

@@ -118,10 +118,13 @@ class Environment:
         self.assigned: asyncio.Queue[_Invocation] = asyncio.Queue(maxsize=1)
         self.current: _Invocation | None = None
         self.killed = False
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, recipe: Recipe) -> None:
         env = {**recipe.environment, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.port}"}
+        if "AWS_LAMBDA_LOG_STREAM_NAME" in env:  # one stream per environment, as on Lambda
+            day, _, _ = env["AWS_LAMBDA_LOG_STREAM_NAME"].rpartition("]")
+            env["AWS_LAMBDA_LOG_STREAM_NAME"] = f"{day}]{uuid.uuid4().hex}"
         self.started = time.monotonic()
         self.process = await asyncio.create_subprocess_exec(
             *recipe.command, cwd=str(recipe.cwd), env=env,
@@ -131,7 +134,7 @@ class Environment:
             # (it still runs $disconnect handlers while it stops).
             start_new_session=True,
         )
-        self._tasks = [asyncio.create_task(self._read_output()),
+        self.tasks = [asyncio.create_task(self._read_output()),
                        asyncio.create_task(self._watch())]
 
     async def _read_output(self) -> None:
@@ -360,7 +363,7 @@ class RuntimeApi:
         tasks = []
         for env in self._by_port.values():
             env.kill()
-            tasks += env._tasks
+            tasks += env.tasks
         if tasks:  # the processes' exits, so that their pipes close on this loop
             await asyncio.wait(tasks, timeout=5)
         if self._runner is not None:
