@@ -9,7 +9,9 @@ on 127.0.0.1. One module per service it emulates:
 - ``routing``: route selection and route integrations, mock routes;
 - ``management_api``: ``@connections``;
 - ``lambda_service`` and ``runtime``: the declared functions in Lambda-like processes;
-- ``dynamodb``: moto's DynamoDB with the project's tables; ``state``: kept across restarts;
+- ``dynamodb``: moto's DynamoDB with the project's tables; ``state``: kept across restarts
+  (``journal``: the snapshot and write-ahead journal on disk); ``moto_fence``: every use
+  of moto's internals;
 - ``events``: the events API Gateway hands to functions;
 - ``site``: the page and its ``config.json``;
 - ``gateway``: builds all of them on one port; ``settings``: what it can be told;
