@@ -90,3 +90,15 @@ def test_the_authorizer_verifies_against_the_local_pool(rehearsal) -> None:
     assert authorizer["TOKEN_AUDIENCE"] == pool.client_id
     assert authorizer["JWKS_URL"] == (f"{gateway.http_url}/cognito/{pool.pool_id}"
                                       f"/.well-known/jwks.json")  # served locally
+
+
+def test_the_command_lines_function_settings_override_the_templates(rehearsal) -> None:
+    from local_gateway.__main__ import settings_from_args
+    from local_gateway.cdk_out import deployed_app
+
+    folder = rehearsal.root / "cdk.out-none"
+    settings = settings_from_args(["--fanout-shard-size", "7", "--from-cdk-out", str(folder)])
+    assert deployed_app(folder, settings).overrides == {"FANOUT_SHARD_SIZE": "7"}
+    # Nothing given: the template's values stand.
+    settings = settings_from_args(["--from-cdk-out", str(folder)])
+    assert deployed_app(folder, settings).overrides == {}
