@@ -10,7 +10,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from websockets.sync.client import connect
 
+from chat.protocol import SUBPROTOCOL
 from local_gateway.settings import GatewaySettings
 from local_gateway.testing import GatewayThread
 from tests.gateway.conftest import Client, open_client, unique_room
@@ -139,3 +141,32 @@ def test_a_room_beyond_one_shard_gets_edits_through_the_queue_and_no_live_reacti
         finally:
             for client in clients:
                 client.close()
+
+
+def test_signed_in_authorship_is_the_verified_name_not_the_urls() -> None:
+    from tests.gateway.test_auth import People, cognito_settings
+
+    room = unique_room()
+    with GatewayThread(cognito_settings()) as gw:
+        people = People(gw)
+        # Ben claims to be ana in the URL: the name is his token's, so he is not her.
+        url = f"{gw.websocket_url}?room={room}&username=ana"
+        tokens = {name: people.token(name) for name in ("ana", "ben")}
+        ana, ben = (Client(connect(url, subprotocols=[SUBPROTOCOL, "bearer." + tokens[name]],
+                                   open_timeout=15, legacy=True)) for name in ("ana", "ben"))
+        with ana, ben:
+            sent = ana.request({"action": "new_message", "text": "mine"}, "message")
+            assert sent["username"] == "ana"
+            refused = ben.request({"action": "edit_message", "id": sent["id"], "text": "x"},
+                                  "error")
+            assert refused["code"] == "forbidden"
+            ben.send({"action": "delete_message", "id": sent["id"]})
+            assert ben.recv_type("error")["code"] == "forbidden"
+            ana.send({"action": "edit_message", "id": sent["id"], "text": "still mine"})
+            for client in (ana, ben):
+                event = client.recv_type("message_updated")
+                assert (event["username"], event["text"], event["version"]) == (
+                    "ana", "still mine", 2)
+            ben.send({"action": "react", "id": sent["id"], "emoji": "👍", "on": True})
+            assert ana.recv_type("reactions")["reactions"] == {
+                "👍": {"count": 1, "users": ["ben"]}}
