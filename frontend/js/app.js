@@ -77,6 +77,8 @@ onLanguageChange(() => {
   renderTypingLine(s);
 });
 
+// The form is filled at once (not after the catalog): what the user types first is kept.
+prefill();
 app.configPromise.catch(() => {}); // said on the join form when the user tries to join
 await languageReady.catch(() => {}); // no catalog at all: keys show, the chat still works
 app.configPromise.then(
@@ -88,4 +90,3 @@ app.configPromise.then(
   () => {}, // said on the join form when the user tries to join
 );
 
-prefill();

@@ -25,6 +25,7 @@ import { RoomStore } from './store.js';
 import { renderStatus } from './view.js';
 
 const ROOMS_EVERY_MS = 30000; // the room list's unread counts, refreshed while the tab is visible
+const CLOSE_AFTER_MARK_MS = 1000;
 
 const hooks = {
   signInGone: () => {}, // the connection found no sign-in to offer (signin.js)
@@ -99,11 +100,13 @@ export function startSession({ websocketUrl, rules: r }, me, room, { roomList = 
 function stopSession(s) {
   if (app.session === s) app.session = null;
   closeMenu({ focus: false });
-  s.conn.stop();
+  // What was seen is marked while the socket is still there; a mark_read just sent gets
+  // a moment to be handled before its socket closes (the server reads the connection).
+  if (s.marker.flush()) setTimeout(() => s.conn.stop(), CLOSE_AFTER_MARK_MS);
+  else s.conn.stop();
   s.history.stop();
   s.outbox.stop();
   s.requests.stop();
-  s.marker.flush(); // what was seen is marked before the socket goes (if it still can)
   s.marker.stop();
   s.seen.stop();
   for (const timer of s.timers) clearInterval(timer);

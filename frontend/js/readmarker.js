@@ -52,16 +52,16 @@ export class ReadMarker {
     if (!this.#timer) this.#timer = this.#io.timers.setTimeout(() => this.flush(), DEBOUNCE_MS);
   }
 
-  /** Send what is waiting now (also when the socket comes back). */
+  /** Send what is waiting now (also when the socket comes back). True when a mark_read went. */
   flush() {
     this.#io.timers.clearTimeout(this.#timer);
     this.#timer = 0;
     const id = this.#want;
-    if (!id) return;
-    if (this.#io.send(frames.markRead(id))) {
-      this.#sent = id;
-      this.#want = null;
-    } // offline: kept for the next flush
+    if (!id) return false;
+    if (!this.#io.send(frames.markRead(id))) return false; // offline: kept for the next flush
+    this.#sent = id;
+    this.#want = null;
+    return true;
   }
 
   /** After the gateway's throttle answer: the last mark_read may have been dropped; repeating it is harmless. */

@@ -194,8 +194,9 @@ def new_page(browser) -> Iterator[Callable[..., object]]:
     contexts = []
     pages = []
 
-    def make(width: int = 1280, height: int = 800) -> object:
-        ctx = browser.new_context(viewport={"width": width, "height": height})
+    def make(width: int = 1280, height: int = 800, locale: str | None = None) -> object:
+        options = {"locale": locale} if locale else {}
+        ctx = browser.new_context(viewport={"width": width, "height": height}, **options)
         ctx.set_default_timeout(TIMEOUT_MS)
         contexts.append(ctx)
         page = ctx.new_page()
@@ -254,12 +255,14 @@ class Chat:
     def name(self, who: str) -> str:
         return self._names.get(who, who)
 
-    def enter(self, page, who: str, room: str, *, name: str | None = None) -> str:
+    def enter(self, page, who: str, room: str, *, name: str | None = None,
+              expect_status: str = "Online") -> str:
         from tests.browser import helpers as h
 
         if self.mode == "open":
             name = name or who
-            h.join(page, self.gateway, name, room)
+            h.submit_join(page, self.gateway, name, room)
+            h.expect_online(page, expect_status)
         else:
             if name is None:
                 name = f"{who}_{os.urandom(3).hex()}"
@@ -268,7 +271,7 @@ class Chat:
                 h.sign_in(page, self.url, name, self.PASSWORD)
             page.locator("input[name=room]").fill(room)
             page.locator("#join-form button[type=submit]").click()
-            h.expect_online(page)
+            h.expect_online(page, expect_status)
         self._names[who] = name
         return name
 

@@ -48,8 +48,8 @@ def join(page: Page, gateway: Gateway, username: str, room: str, *, query: str =
     expect_online(page)
 
 
-def expect_online(page: Page) -> None:
-    expect(page.get_by_role("status")).to_have_text("Online")
+def expect_online(page: Page, status: str = "Online") -> None:
+    expect(page.get_by_role("status")).to_have_text(status)
     # The first history reply has been rendered once "load older" or "start" is decided.
     expect(page.locator("#history-start, #load-older").locator("visible=true")).to_have_count(1)
 
