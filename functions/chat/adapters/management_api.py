@@ -422,8 +422,9 @@ class _Fanout:
             # One line per reason a post failed for: its recipients (their ids, never
             # the payload) and what the first of them met.
             mine = [p for p in self.problems if p["reason"] == reason]
+            first = {k: v for k, v in mine[0].items() if k != "target"}
             logger.error("posts failed", extra={
-                **mine[0], "reason": reason, "count": count,
+                **first, "reason": reason, "count": count,
                 "targets": [p["target"] for p in mine[:20]],
             })
         return results
