@@ -272,7 +272,7 @@ class _State:
             loop = asyncio.get_running_loop()
             read_end, write_end = os.pipe()
             with _MOTO_LOCK:  # between two requests: the copy and the journal agree
-                through = journal.rotate()
+                through, old_fd = journal.rotate()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
                     pid = os.fork()
@@ -281,6 +281,7 @@ class _State:
                     self._write_in_copy(write_end, state_dir, through, open_connections, now)
             os.close(write_end)
             try:
+                await loop.run_in_executor(None, journal.finish, old_fd)
                 data = await loop.run_in_executor(None, _read_all, read_end)
             finally:
                 os.close(read_end)

@@ -302,13 +302,14 @@ class Journal:
         threading.Thread(target=self._sync_every_second, daemon=True,
                          name="journal-sync").start()
 
-    def _open(self, number: int) -> int:
+    def _open(self, number: int, *, sync: bool = True) -> int:
         path = segment_path(self.state_dir, number)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
         header = {"format": JOURNAL_FORMAT, "tables": self.tables}
         os.write(fd, json.dumps(header).encode() + b"\n")
-        os.fsync(fd)
-        _fsync_dir(path.parent)
+        if sync:
+            os.fsync(fd)
+            _fsync_dir(path.parent)
         return fd
 
     def journals(self, target: str, body: bytes) -> bool:
@@ -324,21 +325,38 @@ class Journal:
             written += os.write(self._fd, record[written:])
         self._written = True
 
-    def rotate(self) -> int:
-        """Start the next segment; returns the number of the one closed (fsynced)."""
+    def rotate(self) -> tuple[int, int]:
+        """Start the next segment (no disk wait: moto's requests wait while this runs);
+        returns the number of the one closed and its descriptor, for ``finish``."""
+        new_fd = self._open(self.number + 1, sync=False)
         with self._sync_lock:
             old_fd, closed = self._fd, self.number
             self.number += 1
-            self._fd = self._open(self.number)
+            self._fd = new_fd
+            self._written = True
+        return closed, old_fd
+
+    def finish(self, old_fd: int) -> None:
+        """After ``rotate``, off the requests' path: the old segment synced and closed,
+        the new one's header and name synced."""
+        try:
             os.fsync(old_fd)
+        finally:
             os.close(old_fd)
-        return closed
+        self.sync()
+        _fsync_dir(self.state_dir / JOURNAL_DIR)
 
     def sync(self) -> None:
+        """fsync what was appended (from any thread; appends go on meanwhile)."""
         with self._sync_lock:
-            if not self._closed:
-                self._written = False
-                os.fsync(self._fd)
+            if self._closed:
+                return
+            self._written = False
+            fd = os.dup(self._fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         with self._sync_lock:
