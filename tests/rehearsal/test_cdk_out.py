@@ -17,6 +17,10 @@ from local_gateway.cdk_out import RESERVED, CloudAssembly, DeployedApp
 from local_gateway.settings import GatewaySettings
 from local_gateway.testing import GatewayThread
 
+# The session's rehearsal (two synths) runs in the first test's setup: on two busy
+# cores that alone has taken three minutes.
+pytestmark = pytest.mark.timeout(900)
+
 LAMBDA_SETS = RESERVED | {"PYTHONPATH", "PATH", "LANG", "TZ", "AWS_ENDPOINT_URL",
                           "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS",
                           "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"}

@@ -22,6 +22,10 @@ from local_gateway.cdk_out import CloudAssembly
 from local_gateway.settings import REPO_ROOT
 from local_gateway.testing import GatewayProcess
 
+# The session's rehearsal (two synths) runs in the first test's setup: on two busy
+# cores that alone has taken three minutes.
+pytestmark = pytest.mark.timeout(900)
+
 PASSWORD = "Sup3r-secret!"
 
 

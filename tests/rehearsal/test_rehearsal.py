@@ -11,9 +11,15 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from local_gateway.cdk_out import CloudAssembly
 
 from .conftest import rehearse
+
+# The session's rehearsal (two synths) runs in the first test's setup: on two busy
+# cores that alone has taken three minutes.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_the_rehearsal_passes_and_names_every_function(rehearsal) -> None:
