@@ -250,6 +250,11 @@ def drive_routes(run: Run, clients: ExitStack) -> None:
         except Failure as exc:
             tail = "\n".join(f"      {line}" for line in list(run.counts(name).output)[-12:])
             raise Failure(f"{exc}\n    {name}'s last output:\n{tail}") from None
+    # Routes API Gateway answers itself (MOCK integrations): the template's reply.
+    for key, reply in run.app.mock_routes.items():
+        alice.send({"action": key})
+        wanted = json.loads(reply)
+        alice.wait(lambda f, w=wanted: f == w, f"{reply} from the {key} mock route")
     # $default: not JSON.
     name = run.function_for(Route, "$default")
     run.required.add(name)
