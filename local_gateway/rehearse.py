@@ -9,8 +9,8 @@ Runtime API, with only the template's environment), and drives it over real sock
 - ``auth=none``: every route the template has, each at least once (frames for the
   routes PROTOCOL.md names, with the answer each must bring; a route it does not know
   is sent ``{"action": <route>}`` and must be answered without a function error),
-  ``$default`` with a frame that is not JSON, a big room's message through the fan-out
-  queue (every member must receive it), and ``$disconnect``;
+  the mock routes (``ping``), ``$default`` with a frame that is not JSON, a big room's
+  message through the fan-out queue (every member must receive it), and ``$disconnect``;
 - ``auth=cognito``: a sign-up the pre sign-up function refuses and one it accepts
   (through the local Cognito), a handshake the authorizer refuses (401) and one it
   allows, a message under the verified name, then all of the above with every
