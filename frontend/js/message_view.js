@@ -75,7 +75,7 @@ export function fillMessage(node, item, { own, grouped, on }) {
   node.classList.toggle('pending', item.state === 'sending' || item.state === 'queued');
   node.classList.toggle('failed', item.state === 'failed');
   node.classList.toggle('deleted', Boolean(item.deleted));
-  node.classList.toggle('edited', Boolean(item.editedAt) && !item.deleted);
+  node.classList.toggle('was-edited', Boolean(item.editedAt) && !item.deleted);
 
   const author = node.querySelector('.author');
   if (author.textContent !== item.username) author.textContent = item.username;
