@@ -311,8 +311,8 @@ async def load_local_gateway(
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory())) if state else None
         gw = stack.enter_context(GatewayProcess(state_dir=state_dir, args=gateway_args or []))
         result = await run_load(websocket_transport(gw.websocket_url), **load)
-        output = gw.output
-    return result, output
+    # After it stopped: its last lines (what the event source did, "Stopped (…)") too.
+    return result, gw.output
 
 
 def _parser() -> argparse.ArgumentParser:
