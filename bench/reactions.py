@@ -18,6 +18,8 @@ Printed (one JSON line with ``--json``):
   first reaction to the last post, at least ``--seconds``);
 - ``events_per_connection_max_per_second``: the most ``reactions`` events any one
   connection received within any one second (a sliding window over arrival times);
+- ``reaction_errors``: ``error`` events the reactors got (on an overloaded machine moto
+  may answer after the functions' 2 s read timeout: ``internal``);
 - ``reactions_sent``/``reactions_per_second_achieved``: what the threads managed (each
   reaction is 3-5 DynamoDB calls, and moto, on this machine's two cores, answers a few
   hundred a second: the asked rate may not be reached locally);
@@ -70,11 +72,14 @@ def serve_endpoint(latency_s: float) -> None:
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     arrivals: dict[str, list[float]] = defaultdict(list)
     posts = [0]
+    errors = [0]
 
     async def post(request: web.Request) -> web.Response:
         body = await request.read()
         now = time.time()
         posts[0] += 1
+        if b'"type":"error"' in body:
+            errors[0] += 1
         if b'"type":"reactions"' in body:
             arrivals[unquote(request.raw_path.rsplit("/@connections/", 1)[1])].append(now)
         if latency_s:
@@ -82,9 +87,9 @@ def serve_endpoint(latency_s: float) -> None:
         return web.Response(status=200)
 
     async def stats(_request: web.Request) -> web.Response:
-        body = {"posts": posts[0], "arrivals": arrivals.copy()}
+        body = {"posts": posts[0], "errors": errors[0], "arrivals": arrivals.copy()}
         arrivals.clear()
-        posts[0] = 0
+        posts[0] = errors[0] = 0
         return web.json_response(body)
 
     async def main() -> None:
@@ -267,6 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "every_member_got_reactions": got_final,
         "final_summary_counts": expected,
         "reactions_sent": total,
+        # error events answered to reactors (``internal`` when moto, overloaded, timed out)
+        "reaction_errors": stats["errors"],
         "reactions_per_second_achieved": round(total / took, 1),
         "latency_ms": args.latency_ms,
         "threads": args.threads,
