@@ -13,12 +13,14 @@ like and that part is replaced before it is written:
 
 Where it is installed:
 
-- the gateway's logging (``install``): a filter on every handler of the root logger
-  that redacts each record whatever logger it came from (the gateway's, aiohttp's,
-  moto's, werkzeug's, asyncio's), its ``%`` arguments and its traceback included; and
-  the process's ``sys.stdout``/``sys.stderr`` wrapped (``RedactingStream``), for what
-  bypasses logging (``print``, ``warnings``, an uncaught traceback, a handler a library
-  built over ``sys.stderr``);
+- every log record of the gateway's process, as it is made (``install_record_factory``,
+  from ``local_gateway.stage`` on import, so a gateway run inside another program or a
+  test runner is covered too): whatever logger made it (the gateway's, aiohttp's,
+  moto's, werkzeug's, asyncio's), its ``%`` arguments and its traceback included;
+- the gateway's logging (``install``, ``python -m local_gateway``): that, a filter on
+  every handler of the root logger, and the process's ``sys.stdout``/``sys.stderr``
+  wrapped (``RedactingStream``), for what bypasses logging (``print``, ``warnings``, an
+  uncaught traceback, a handler a library built over ``sys.stderr``);
 - each function's execution environment (``redact_process_output``): its
   ``sys.stdout``/``sys.stderr`` wrapped before the handler module is imported, so
   Powertools' JSON lines, ``print`` and tracebacks are searched too (the environments
@@ -155,9 +157,28 @@ def redact_process_output() -> None:
 _FILTER = RedactingFilter()
 
 
+def install_record_factory() -> None:
+    """Redact every log record as it is made, whatever logger makes it and whichever
+    handlers (the gateway's, a test runner's, an embedding program's) then write it.
+    Installed once per process, over the factory already there."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "redacts_tokens", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        _FILTER.filter(record)
+        return record
+
+    factory.redacts_tokens = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def install(level: int = logging.INFO, fmt: str = "%(asctime)s.%(msecs)03d %(message)s",
             datefmt: str = "%H:%M:%S") -> None:
-    """The gateway's logging: lines to (redacted) stdout, every root handler filtered."""
+    """The gateway's logging: lines to (redacted) stdout, every record and every root
+    handler filtered."""
+    install_record_factory()
     redact_process_output()
     logging.basicConfig(level=level, format=fmt, datefmt=datefmt, stream=sys.stdout)
     filter_root_handlers()

@@ -57,7 +57,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from local_gateway import frame_limit
+from local_gateway import frame_limit, logs
 from local_gateway.authorizers import ConnectAuthorizers
 from local_gateway.events import (
     ConnectionInfo,
@@ -82,6 +82,11 @@ ABNORMAL = (1006, "Connection closed abnormally")
 
 
 THROTTLED = "Too Many Requests"
+
+# aiohttp warns when no offered subprotocol is selected, quoting them all, and with
+# sign-in one is bearer.<ID token>: every record of this process is redacted by content
+# (local_gateway.logs), whatever its wording.
+logs.install_record_factory()
 
 
 class TokenBucket:

@@ -118,3 +118,19 @@ def test_a_token_written_in_pieces_to_a_stream_is_still_found() -> None:
     assert out.getvalue() == "offered bearer.<redacted>\n"
     stream.flush()
     assert out.getvalue() == "offered bearer.<redacted>\nnext line "
+
+
+def test_records_of_any_logger_are_redacted_in_a_process_running_a_gateway(caplog) -> None:
+    """Whatever handlers write them (here pytest's): the gateway's stage installs the
+    redaction for every record its process makes."""
+    import local_gateway.stage  # noqa: F401 - what every gateway imports
+
+    token = "eyJraWQiOiJkdW1teSJ9.eyJzdWIiOiJ5In0.c2lnbmF0dXJlMg"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("some.library").warning("offered %s", ["chat.v1", f"bearer.{token}"])
+        try:
+            raise RuntimeError(token)
+        except RuntimeError:
+            logging.getLogger("another").exception("failed")
+    assert "c2lnbmF0dXJlMg" not in caplog.text
+    assert "offered ['chat.v1', 'bearer.<redacted>']" in caplog.text
