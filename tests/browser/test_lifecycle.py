@@ -119,3 +119,42 @@ def test_reactions_are_chips_toggled_by_one_click_and_by_keyboard(chat, new_page
     for page in (ana, bob):
         expect(h.message_with(page, "react to me").locator(".chip .n")).to_have_text("1")
     expect(mine).to_have_attribute("aria-pressed", "false")
+
+
+def test_the_message_menu_and_the_delete_dialog_from_the_keyboard(chat, new_page, room) -> None:
+    ana = new_page()
+    chat.enter(ana, "ana", room)
+    h.send(ana, "keyboard only")
+    mine = h.message_with(ana, "keyboard only")
+    expect(mine).to_have_attribute("data-id", re.compile("."))
+    more = mine.get_by_role("button", name="Message actions")
+    # The actions are buttons, in the tab order with the message.
+    more.focus()
+    expect(more).to_have_attribute("aria-haspopup", "menu")
+    expect(more).to_have_attribute("aria-expanded", "false")
+    ana.keyboard.press("ArrowDown")
+    menu = ana.get_by_role("menu", name="Message actions")
+    expect(menu).to_be_visible()
+    expect(more).to_have_attribute("aria-expanded", "true")
+    expect(ana.get_by_role("menuitem", name="Edit")).to_be_focused()
+    ana.keyboard.press("Escape")  # closes, and the focus goes back to the button
+    expect(menu).to_have_count(0)
+    expect(more).to_be_focused()
+    ana.keyboard.press("Enter")
+    ana.keyboard.press("End")
+    expect(ana.get_by_role("menuitem", name="Delete")).to_be_focused()
+    ana.keyboard.press("Enter")
+    dialog = ana.get_by_role("dialog", name="Delete this message?")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice
+    ana.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(h.message_with(ana, "keyboard only")).to_have_count(1)
+    more.focus()
+    ana.keyboard.press("Enter")
+    ana.keyboard.press("ArrowUp")  # wraps to the last item
+    ana.keyboard.press("Enter")
+    ana.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Delete")).to_be_focused()
+    ana.keyboard.press("Enter")
+    expect(h.log(ana).locator(".msg.deleted")).to_have_count(1)
