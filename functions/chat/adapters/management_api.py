@@ -30,8 +30,9 @@ call (the date, the scope, the signing key, the headers, the payload's hash) is
 computed once per call rather than once per post. Of botocore it uses only the
 credentials' public interface (``get_frozen_credentials``).
 ``tests/backend/test_management_api.py`` verifies the posts that arrive with
-botocore's own signer (``SigV4Auth.add_auth``). HTTPS trusts the CA bundle boto3 is
-told to use (``AWS_CA_BUNDLE``), else the system's store (``ssl.create_default_context``).
+botocore's own SigV4 signer (``SigV4Auth``'s canonical request and signature).
+HTTPS trusts the CA bundle boto3 is told to use (``AWS_CA_BUNDLE``), else the system's
+store (``ssl.create_default_context``).
 
 Every recipient gets its post whatever happens to the others: a 410 Gone is reported
 back (the caller removes the connection), a 429 or 5xx is retried with backoff, anything
