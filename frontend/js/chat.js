@@ -60,7 +60,7 @@ export function startSession({ websocketUrl, rules: r }, me, room, { roomList = 
   });
   s.outbox = new Outbox({ me, send, onChange: () => { if (live()) renderAll(s); } });
   s.requests = new Requests({
-    send, newId: newClientId,
+    me, send, newId: newClientId,
     onFailed: (_entry, code) => { if (live()) showNotice(t('notice.actionFailed', { reason: errorText(code) })); },
   });
   s.marker = new ReadMarker({ send, onChange: () => { if (live()) labelRoom(s); } });

@@ -26,9 +26,12 @@ export class Requests {
   #online = true;
   #resendTimer = 0;
 
-  constructor({ send, newId, onFailed = () => {}, timers = globalThis }) {
+  #me;
+
+  constructor({ me, send, newId, onFailed = () => {}, timers = globalThis }) {
     this.#io = { send, onFailed, timers };
     this.#newId = newId;
+    this.#me = me;
   }
 
   edit(id, text) {
@@ -63,8 +66,16 @@ export class Requests {
     const kinds = ANSWERED_BY[data?.type];
     if (!kinds) return;
     for (const e of [...this.pending.values()]) {
-      if (e.id === data.id && kinds.includes(e.kind)) this.#settle(e.clientId);
+      if (e.id === data.id && kinds.includes(e.kind) && this.#answers(e, data)) this.#settle(e.clientId);
     }
+  }
+
+  /** A `reactions` event answers our toggle only once the summary shows it (others react too). */
+  #answers(entry, data) {
+    if (data.type !== 'reactions' || entry.kind !== 'react') return true;
+    const now = data.reactions?.[entry.frame.emoji];
+    if (now?.clipped && entry.frame.on) return true; // our name may be among the ones cut
+    return (now?.users ?? []).includes(this.#me) === entry.frame.on;
   }
 
   /** An `error` naming a client_id. False when it is not one of ours. */

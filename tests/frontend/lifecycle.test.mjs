@@ -14,7 +14,7 @@ describe('requests: edits, deletes and reactions on their way', () => {
     world = rig();
     failed = [];
     n = 0;
-    requests = new Requests({ ...world.deps, newId: () => `r${++n}`, onFailed: (e, code) => failed.push([e.kind, code]) });
+    requests = new Requests({ ...world.deps, me: 'ana', newId: () => `r${++n}`, onFailed: (e, code) => failed.push([e.kind, code]) });
   });
 
   test('each frame carries its own client_id, as PROTOCOL.md writes it', () => {
@@ -31,7 +31,10 @@ describe('requests: edits, deletes and reactions on their way', () => {
   test('the room\'s event for the message answers it', () => {
     requests.edit('01', 'fixed');
     requests.react('01', '👍', true);
-    requests.event({ type: 'reactions', id: '01' });
+    // Someone else's reaction is not the answer to ours; the summary with ours is.
+    requests.event({ type: 'reactions', id: '01', reactions: { '👍': { count: 1, users: ['bob'] } } });
+    assert.deepEqual([...requests.pending.values()].map((e) => e.kind), ['edit', 'react']);
+    requests.event({ type: 'reactions', id: '01', reactions: { '👍': { count: 2, users: ['ana', 'bob'] } } });
     assert.deepEqual([...requests.pending.values()].map((e) => e.kind), ['edit']);
     requests.event({ type: 'message_updated', id: '02' });
     assert.equal(requests.pending.size, 1);
