@@ -378,6 +378,20 @@ def test_https_is_verified_against_the_ca_bundle_boto3_is_given(
     assert recorder.received[0].headers["Host"] == url.split("/")[2]
 
 
+def test_without_a_system_trust_store_certifis_bundle_is_trusted(monkeypatch) -> None:
+    import certifi
+
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    # A system whose OpenSSL finds no CA file or folder (as ssl reports it: None).
+    monkeypatch.setattr(management_api.ssl, "get_default_verify_paths",
+                        lambda: ssl.DefaultVerifyPaths(None, None, "", "", "", ""))
+    context = adapter("https://abc123.execute-api.eu-west-1.amazonaws.com/prod").context
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    trusted = {c["serialNumber"] for c in context.get_ca_certs()}
+    reference = ssl.create_default_context(cafile=certifi.where())
+    assert trusted and trusted == {c["serialNumber"] for c in reference.get_ca_certs()}
+
+
 def test_an_https_endpoint_is_reached_over_verified_tls_on_443() -> None:
     api = adapter("https://abc123.execute-api.eu-west-1.amazonaws.com/prod")
     assert (api.host, api.port) == ("abc123.execute-api.eu-west-1.amazonaws.com", 443)

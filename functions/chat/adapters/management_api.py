@@ -157,13 +157,11 @@ class ManagementApi:
         if parts.port == (443 if self.tls else 80):
             self.host_header = parts.hostname
         self.path_prefix = parts.path + "/@connections/"
-        # HTTPS verifies against the CA bundle boto3 would be told to use
-        # (``AWS_CA_BUNDLE``), else the system's trust store; one TLS context for every
-        # connection (loading the bundle per connection would cost more than a post).
+        # One TLS context for every connection (loading the bundle per connection
+        # would cost more than a post).
         self.context: ssl.SSLContext | None = None
         if self.tls:
-            self.context = ssl.create_default_context(
-                cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+            self.context = tls_context()
         self._idle: list[_Connection] = []  # kept alive between calls
         self._idle_lock = threading.Lock()
 
@@ -219,6 +217,21 @@ class ManagementApi:
             self._idle.extend(connections[:keep])
         for conn in connections[keep:]:
             conn.close()
+
+
+def tls_context() -> ssl.SSLContext:
+    """Verifying against the CA bundle boto3 would be told to use (``AWS_CA_BUNDLE``),
+    else the system's trust store, else, on a system with none, certifi's bundle (as
+    botocore falls back to it) when installed."""
+    bundle = os.environ.get("AWS_CA_BUNDLE") or None
+    if bundle is None:
+        system = ssl.get_default_verify_paths()  # None where the file or folder is missing
+        if system.cafile is None and system.capath is None:
+            with contextlib.suppress(ImportError):
+                import certifi
+
+                bundle = certifi.where()
+    return ssl.create_default_context(cafile=bundle)
 
 
 class _Signer:
