@@ -68,7 +68,9 @@ ARCHITECTURE = "x86_64"  # this machine; the template's arm64 wheels cannot load
 PYTHON_VERSION = "3.13"
 # What Lambda's managed Python runtime has in /var/runtime, besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "awslambdaric")
-_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
+# Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): wheels tagged
+# manylinux2014 up to manylinux_2_34, for this machine's architecture.
+_UV_PLATFORM = "x86_64-manylinux_2_34"
 _DONE = ".complete"
 _POWERTOOLS_PARAMETER = re.compile(
     r"^/aws/service/powertools/python/(?P<arch>[^/]+)/(?P<runtime>[^/]+)/(?P<version>[^/]+)$")
@@ -541,20 +543,19 @@ def _install(requirements: str, out: Path, *, compile_: bool) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     (staging / "requirements.txt").write_text(requirements)
+    # uv, the project's installer (a venv synced by uv has no pip), with Lambda's Python
+    # itself so that the .pyc files are 3.13's.
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-input", "--require-hashes", "--no-deps", "--only-binary=:all:",
-        "--target", str(staging / "python"),
-        *(arg for platform in _PLATFORMS for arg in ("--platform", platform)),
-        "--implementation", "cp", "--python-version", PYTHON_VERSION,
-        "-r", str(staging / "requirements.txt"),
+        _uv(), "pip", "install", "--quiet", "--no-config", "--require-hashes", "--no-deps",
+        "--only-binary", ":all:", "--python", find_python313(),
+        "--python-platform", _UV_PLATFORM, "--python-version", PYTHON_VERSION,
+        "--compile-bytecode" if compile_ else "--no-compile-bytecode",
+        "--target", str(staging / "python"), "-r", str(staging / "requirements.txt"),
     ]
-    if not compile_:
-        command.insert(4, "--no-compile")
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise CdkOutError(f"installing into {out} failed (pip needs PyPI the first time; "
+        raise CdkOutError(f"installing into {out} failed (uv needs PyPI the first time; "
                           f"reruns reuse {BUILD}):\n{result.stderr[-2000:]}")
     shutil.rmtree(staging / "python" / "bin", ignore_errors=True)
     (staging / "requirements.txt").rename(staging / _DONE)
@@ -566,8 +567,22 @@ def _install(requirements: str, out: Path, *, compile_: bool) -> Path:
     return out
 
 
+def _uv() -> str:
+    """The uv that installs this project: ``$UV``, the Makefile's ``.build/uv-<version>/``
+    (pyproject's ``[tool.uv] required-version``), one beside this Python, or on PATH.
+    The same search as ``infra/layers.py``, which this package cannot import."""
+    required = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    version = required["required-version"].removeprefix("==")
+    for candidate in (os.environ.get("UV"), str(BUILD.parent / f"uv-{version}" / "bin" / "uv"),
+                      str(Path(sys.executable).parent / "uv"), shutil.which("uv")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise CdkOutError(f"uv {version} not found: any make target installs it in "
+                      f".build/uv-{version}/, or set UV=/path/to/uv")
+
+
 def _keyed(kind: str, requirements: str) -> Path:
-    key = hashlib.sha256(json.dumps([requirements, _PLATFORMS, PYTHON_VERSION]).encode())
+    key = hashlib.sha256(json.dumps([requirements, _UV_PLATFORM, PYTHON_VERSION]).encode())
     return BUILD / f"{kind}-{key.hexdigest()[:16]}"
 
 

@@ -229,7 +229,7 @@ ROUTE_FUNCTIONS: tuple[Function, ...] = (
         tables={CONNECTIONS: "read_write", MESSAGES: "append"},
         sends_to=(FANOUT_QUEUE,),
         settings=(RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW, FANOUT_CONCURRENCY, FANOUT_SHARD_SIZE),
-        memory_mb=1769,  # one vCPU: 1,000 posted in ~0.4 s, a short cold start (README)
+        memory_mb=1769,  # one vCPU: 1,000 posted in ~0.4 s, short cold start (docs/performance.md)
     ),
     _route(
         "history", "history", "Page through a room's messages, newest first",
@@ -300,7 +300,7 @@ FANOUT_WORKER = Function(
     timeout_s=30,
     # Posting a whole shard: one vCPU posts ~3,000 a second (64 in flight; ~0.2 ms of
     # CPU a post), a seventh of one (256 MB) ~700, which would need more workers to keep
-    # up with the account's quota (README, docs/scaling.md).
+    # up with the account's quota (docs/scaling.md).
     memory_mb=1769,
 )
 # Every function of the chat in the open mode (auth=none).

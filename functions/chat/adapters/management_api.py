@@ -7,7 +7,7 @@ botocore encodes it, SigV4-signed for ``execute-api``. That is all boto3's
 ``post_to_connection`` does on the wire, without the machinery around it (event hooks,
 the endpoint ruleset, a model-driven serializer and parser, per-call ids) that made a
 post through boto3's client cost over twice the CPU it costs here (``bench/fanout.py``
-and the README's Performance section).
+and docs/performance.md).
 
 A fan-out is CPU-bound long before it is network-bound (1,000 posts of 20 ms, 64 in
 flight, need 0.3 s of waiting but took about a second of CPU through threads and
