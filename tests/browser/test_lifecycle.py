@@ -152,8 +152,11 @@ def test_the_message_menu_and_the_delete_dialog_from_the_keyboard(chat, new_page
     expect(h.message_with(ana, "keyboard only")).to_have_count(1)
     more.focus()
     ana.keyboard.press("Enter")
+    expect(ana.get_by_role("menuitem", name="Edit")).to_be_focused()
     ana.keyboard.press("ArrowUp")  # wraps to the last item
+    expect(ana.get_by_role("menuitem", name="Delete")).to_be_focused()
     ana.keyboard.press("Enter")
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
     ana.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Delete")).to_be_focused()
     ana.keyboard.press("Enter")

@@ -81,7 +81,7 @@ def test_the_local_set_is_enough_for_the_gateway_and_nothing_more() -> None:
     # `make dev` installs the runtime dependencies and the local extra only.
     extras = pyproject()["project"]["optional-dependencies"]
     local = {canonical(NAME.match(r)[0]) for r in extras["local"]}
-    assert {"aiohttp", "moto", "werkzeug"} <= local
+    assert {"aiohttp", "moto"} <= local
     assert not local & {"aws-cdk-lib", "playwright", "cfn-lint", "pytest"}
 
 

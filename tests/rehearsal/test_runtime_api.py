@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,10 @@ def run(scenario: Callable[[RuntimeApiPool], Awaitable[Any]], runtime: Any, task
             pool.close()
             await pool.api.close()
 
-    return asyncio.run(asyncio.wait_for(main(), 120))
+    # A thread of its own: the main thread may already have a running loop (Playwright's
+    # sync API keeps one while the browser tests' session fixtures live).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, asyncio.wait_for(main(), 120)).result()
 
 
 def function(pool: RuntimeApiPool, handler: str, *, timeout_s: float = 10.0,
