@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -568,17 +569,19 @@ def _install(requirements: str, out: Path, *, compile_: bool) -> Path:
 
 
 def _uv() -> str:
-    """The uv that installs this project: ``$UV``, the Makefile's ``.build/uv-<version>/``
-    (pyproject's ``[tool.uv] required-version``), one beside this Python, or on PATH.
-    The same search as ``infra/layers.py``, which this package cannot import."""
-    required = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["uv"]
-    version = required["required-version"].removeprefix("==")
-    for candidate in (os.environ.get("UV"), str(BUILD.parent / f"uv-{version}" / "bin" / "uv"),
-                      str(Path(sys.executable).parent / "uv"), shutil.which("uv")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise CdkOutError(f"uv {version} not found: any make target installs it in "
-                      f".build/uv-{version}/, or set UV=/path/to/uv")
+    """The uv that installs this project, found as ``infra/layers.py``'s ``uv()`` finds
+    it for the layers (``$UV``, the Makefile's ``.build/uv-<version>/``...). That module
+    is loaded from the checkout by its path: ``infra`` is the CDK app's folder, not an
+    installed package, and the module needs only the standard library."""
+    path = REPO_ROOT / "infra" / "layers.py"
+    spec = importlib.util.spec_from_file_location("_infra_layers", path)
+    assert spec is not None and spec.loader is not None
+    layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layers)
+    try:
+        return layers.uv()
+    except FileNotFoundError as error:
+        raise CdkOutError(str(error)) from None
 
 
 def _keyed(kind: str, requirements: str) -> Path:
